@@ -1,0 +1,88 @@
+//! Operator requests that only the controller leader may apply to the topology; the CLI
+//! queues them in ZooKeeper and waits for the leader's outcome.
+
+use serde::{Deserialize, Serialize};
+
+use crate::group::{GroupId, Server};
+use crate::settings::ClusterSettings;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminOp {
+    AddGroup {
+        servers: Vec<Server>,
+    },
+    AddServer {
+        group: GroupId,
+        server: Server,
+    },
+    RemoveServer {
+        addr: String,
+    },
+    SetPriority {
+        addr: String,
+        priority: u32,
+    },
+    /// Planned switchover that loses no acknowledged write.
+    Failover {
+        group: GroupId,
+        to: Option<String>,
+    },
+    SetSettings {
+        settings: ClusterSettings,
+    },
+}
+
+impl AdminOp {
+    /// Servers this request brings into the cluster (checked for reachability first).
+    pub fn new_servers(&self) -> Vec<&str> {
+        match self {
+            AdminOp::AddGroup { servers } => servers.iter().map(|s| s.addr.as_str()).collect(),
+            AdminOp::AddServer { server, .. } => vec![server.addr.as_str()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub ok: bool,
+    pub message: String,
+    /// Topology epoch after the request, when it changed the topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    pub by: String,
+    pub time_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRequest {
+    #[serde(flatten)]
+    pub op: AdminOp,
+    pub by: String,
+    pub time_ms: u64,
+    /// The controller that took the request; once taken it is no longer withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_well_as_json() {
+        let r = AdminRequest {
+            op: AdminOp::Failover { group: 2, to: Some("h:1".into()) },
+            by: "cli".into(),
+            time_ms: 5,
+            taken_by: None,
+            outcome: None,
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"op":"failover","group":2,"to":"h:1","by":"cli","time_ms":5}"#);
+        assert_eq!(serde_json::from_str::<AdminRequest>(&json).unwrap(), r);
+    }
+}

@@ -1,0 +1,24 @@
+//! Pure data of a zedis cluster: hash slots, groups, servers, epochs, settings, events and
+//! observations, with their JSON records. No I/O: everything here is decided from values.
+
+pub mod addr;
+pub mod admin;
+pub mod error;
+pub mod event;
+pub mod group;
+pub mod observation;
+pub mod settings;
+pub mod slot;
+pub mod slot_map;
+pub mod topology;
+
+pub use addr::{parse_addr, split_addr};
+pub use admin::{AdminOp, AdminRequest, Outcome};
+pub use error::TopologyError;
+pub use event::{now_ms, Event, EventKind};
+pub use group::{Group, GroupId, Server, DEFAULT_PRIORITY};
+pub use observation::{ObserverReport, Role, ServerObservation};
+pub use settings::ClusterSettings;
+pub use slot::{crc16, hash_tag, key_slot, Slot, SLOT_COUNT};
+pub use slot_map::{SlotMap, SlotRange};
+pub use topology::{GroupSpec, Topology};
