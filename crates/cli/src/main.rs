@@ -1,1 +1,66 @@
-fn main() {}
+//! `zedis`: one binary for every role and tool. Thin: parsing, output, exit codes; the work
+//! happens in the library crates.
+
+mod cluster_cmd;
+mod common;
+mod controller_cmd;
+mod status_cmd;
+mod status_view;
+mod up_cmd;
+
+use clap::{Parser, Subcommand};
+
+use crate::common::Global;
+
+#[derive(Parser, Debug)]
+#[command(name = "zedis", version, about = "Redis with ZooKeeper: a highly available, sharded Redis service", long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a controller: probes every server, and while elected leader, sets up replication
+    /// and fails over automatically.
+    Controller(controller_cmd::ControllerArgs),
+    /// Create and change a cluster's topology.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
+    /// Show the cluster: epoch, groups, masters, replicas, slots and server health.
+    Status(status_cmd::StatusArgs),
+    /// Start a local sandbox: ZooKeeper, Redis groups and controllers, until Ctrl-C.
+    Up(up_cmd::UpArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    common::init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Up(args) => up_cmd::run(&cli.global, args),
+        command => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("zedis: cannot start the async runtime: {e}");
+                    std::process::exit(1);
+                }
+            };
+            runtime.block_on(async {
+                match command {
+                    Command::Controller(args) => controller_cmd::run(&cli.global, args).await,
+                    Command::Cluster(cmd) => cluster_cmd::run(&cli.global, cmd).await,
+                    Command::Status(args) => status_cmd::run(&cli.global, args).await,
+                    Command::Up(_) => unreachable!("handled above"),
+                }
+            })
+        }
+    };
+    if let Err(e) = result {
+        // One line, the whole cause chain.
+        eprintln!("zedis: {}", format!("{e:#}").replace('\n', " "));
+        std::process::exit(1);
+    }
+}

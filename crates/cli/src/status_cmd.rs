@@ -1,0 +1,39 @@
+use anyhow::Result;
+use clap::Args;
+use zedis_coord::{election::current_leader, ObserverBoard, TopologyStore};
+use zedis_topology::now_ms;
+
+use crate::common::Global;
+use crate::status_view::{build, render};
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reports older than this (by their writer's clock) are ignored for health.
+const FRESH_MS: u64 = 5000;
+
+pub async fn run(global: &Global, args: StatusArgs) -> Result<()> {
+    let zk = global.connect().await?;
+    let paths = global.paths()?;
+    let topo = TopologyStore::new(zk.clone(), paths.clone()).read().await?;
+    let leader = current_leader(&zk, &paths.election()).await?.map(|d| String::from_utf8_lossy(&d).into_owned());
+    let now = now_ms();
+    let reports: Vec<_> = ObserverBoard::new(zk, paths)
+        .read_all()
+        .await?
+        .into_iter()
+        .filter_map(|p| p.report)
+        .filter(|r| now.saturating_sub(r.time_ms) <= FRESH_MS)
+        .collect();
+    let view = build(&topo.value, leader, &reports);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", render(&view));
+    }
+    Ok(())
+}
