@@ -51,7 +51,12 @@ pub fn init_logging(global: &Global) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| global.log.clone());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Checks that `addr` is a reachable Redis server before it joins a cluster.

@@ -203,7 +203,9 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
             Some(p) => dir.join(format!("redis-{p}")),
             None => dir.join(format!("redis-{}", redis.len() + 1)),
         };
-        redis.push(RedisServer::start_with(RedisOptions { port: *port, dir: Some(sub), ..Default::default() })?);
+        // No delay before a full sync: replicas come up at once in a sandbox.
+        let extra_args = vec!["--repl-diskless-sync-delay".to_string(), "0".to_string()];
+        redis.push(RedisServer::start_with(RedisOptions { port: *port, dir: Some(sub), extra_args, ..Default::default() })?);
     }
     let specs: Vec<GroupSpec> = redis
         .chunks(per_group)

@@ -318,6 +318,7 @@ impl Leader {
         let mut verified = false;
         let mut freshness = Freshness::default();
         let mut blocked: HashMap<GroupId, String> = HashMap::new();
+        let mut acted: HashMap<String, Instant> = HashMap::new();
         let mut interval = tokio::time::interval(self.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut announced = false;
@@ -378,7 +379,7 @@ impl Leader {
                     .await;
             }
             let own = self.observer.report();
-            if let Err(e) = self.step(&topo, &own, &mut freshness, &mut blocked).await {
+            if let Err(e) = self.step(&topo, &own, &mut freshness, &mut blocked, &mut acted).await {
                 tracing::debug!(error = %e, "step interrupted");
             }
         }
@@ -390,6 +391,7 @@ impl Leader {
         own: &ObserverReport,
         freshness: &mut Freshness,
         blocked: &mut HashMap<GroupId, String>,
+        acted: &mut HashMap<String, Instant>,
     ) -> Result<(), crate::reconciler::ReconcileError> {
         if own.epoch != topo.value.epoch {
             // Our probes are still following an older topology; the watch catches up shortly.
@@ -415,9 +417,25 @@ impl Leader {
             now_blocked.insert(b.group, b.reason.clone());
         }
         *blocked = now_blocked;
+        // Forget actions whose effect our probes have seen since.
+        acted.retain(|addr, t| !self.observer.observed_since(addr, *t));
         for action in &p.actions {
             self.reconciler.leadership.check()?;
-            match self.reconciler.execute(topo, action, own).await {
+            // Acting again on a server before a probe shows our last action would only repeat it.
+            if !matches!(action, Action::Failover { .. }) && action.targets().iter().any(|a| acted.contains_key(*a)) {
+                continue;
+            }
+            let started = Instant::now();
+            let result = self.reconciler.execute(topo, action, own).await;
+            for addr in action.targets() {
+                acted.insert(addr.to_string(), started);
+            }
+            if let Action::Failover { group, .. } = action {
+                for s in topo.value.group(*group).map(|g| g.servers.as_slice()).unwrap_or_default() {
+                    acted.insert(s.addr.clone(), started);
+                }
+            }
+            match result {
                 Ok(Done::NewEpoch) => return Ok(()),
                 Ok(Done::Nothing) => {}
                 Err(e) => {

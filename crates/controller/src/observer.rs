@@ -18,6 +18,8 @@ pub const MANAGED_CONFIG: &[&str] =
 #[derive(Debug)]
 struct ProbeState {
     since: Instant,
+    /// When the probe behind `last` started: an action taken after that is not reflected yet.
+    last_probe_started: Option<Instant>,
     last_ok: Option<Instant>,
     last: ServerObservation,
 }
@@ -85,6 +87,7 @@ impl Observer {
             }
             inner.states.entry(addr.clone()).or_insert_with(|| ProbeState {
                 since: Instant::now(),
+                last_probe_started: None,
                 last_ok: None,
                 last: ServerObservation { error: Some("not probed yet".into()), ..Default::default() },
             });
@@ -93,9 +96,10 @@ impl Observer {
         }
     }
 
-    fn record(&self, addr: &str, result: Result<ServerObservation, String>) {
+    fn record(&self, addr: &str, started: Instant, result: Result<ServerObservation, String>) {
         let mut inner = self.lock();
         let Some(state) = inner.states.get_mut(addr) else { return };
+        state.last_probe_started = Some(started);
         match result {
             Ok(obs) => {
                 state.last_ok = Some(Instant::now());
@@ -106,6 +110,12 @@ impl Observer {
                 state.last.error = Some(error);
             }
         }
+    }
+
+    /// Whether what we know of `addr` comes from a probe that started after `t`, so it
+    /// reflects an action taken at `t`.
+    pub fn observed_since(&self, addr: &str, t: Instant) -> bool {
+        self.lock().states.get(addr).and_then(|s| s.last_probe_started).is_some_and(|p| p >= t)
     }
 
     /// What this observer sees now, with its down votes.
@@ -157,7 +167,7 @@ async fn probe_loop(observer: Observer, addr: String, settings: ClusterSettings)
         if conn.is_none() {
             match ServerConn::connect(&addr, timeout).await {
                 Ok(c) => conn = Some(c),
-                Err(e) => observer.record(&addr, Err(e.to_string())),
+                Err(e) => observer.record(&addr, started, Err(e.to_string())),
             }
         }
         if let Some(c) = conn.as_mut() {
@@ -165,7 +175,7 @@ async fn probe_loop(observer: Observer, addr: String, settings: ClusterSettings)
             if result.is_err() {
                 conn = None; // reconnect next time: the connection may be broken
             }
-            observer.record(&addr, result);
+            observer.record(&addr, started, result);
         }
         tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
     }

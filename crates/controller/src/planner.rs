@@ -3,6 +3,16 @@
 
 use zedis_topology::{GroupId, ObserverReport, Role, ServerObservation, Topology};
 
+impl Action {
+    /// The servers the action changes.
+    pub fn targets(&self) -> Vec<&str> {
+        match self {
+            Action::Failover { to, .. } => vec![to.as_str()],
+            Action::Promote { addr, .. } | Action::Replicate { addr, .. } | Action::Configure { addr, .. } => vec![addr.as_str()],
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Commit a new epoch with `to` as the group's master, then promote it.

@@ -1,0 +1,38 @@
+# zedis — the targets the README names.
+CARGO ?= cargo
+UP_ARGS ?=
+
+.PHONY: deps build release up test lint fmt bench-failover clean
+
+deps:
+	@scripts/ensure-deps.sh
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p zedis-cli
+
+## Start the local sandbox (ZooKeeper + Redis groups + controllers) until Ctrl-C.
+up: deps release
+	target/release/zedis up $(UP_ARGS)
+
+## The whole test suite against real redis-server and ZooKeeper processes.
+test: deps
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## kill -9 of a master -> first successful write, zedis against Redis Sentinel.
+bench-failover: deps
+	@scripts/ensure-deps.sh redis-sentinel
+	$(CARGO) build --release -p zedis-cli -p zedis-bench-failover
+	target/release/zedis-bench-failover --runs 10
+
+clean:
+	$(CARGO) clean
