@@ -205,7 +205,12 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
         };
         // No delay before a full sync: replicas come up at once in a sandbox.
         let extra_args = vec!["--repl-diskless-sync-delay".to_string(), "0".to_string()];
-        redis.push(RedisServer::start_with(RedisOptions { port: *port, dir: Some(sub), extra_args, ..Default::default() })?);
+        redis.push(RedisServer::start_with(RedisOptions {
+            port: *port,
+            dir: Some(sub),
+            extra_args,
+            ..Default::default()
+        })?);
     }
     let specs: Vec<GroupSpec> = redis
         .chunks(per_group)

@@ -8,7 +8,9 @@ impl Action {
     pub fn targets(&self) -> Vec<&str> {
         match self {
             Action::Failover { to, .. } => vec![to.as_str()],
-            Action::Promote { addr, .. } | Action::Replicate { addr, .. } | Action::Configure { addr, .. } => vec![addr.as_str()],
+            Action::Promote { addr, .. } | Action::Replicate { addr, .. } | Action::Configure { addr, .. } => {
+                vec![addr.as_str()]
+            }
         }
     }
 }
@@ -371,7 +373,8 @@ mod tests {
     fn reconcile_rules() {
         let t = topo(&[100, 100]);
         let c = settled(&t);
-        let table: Vec<(&str, Vec<(&str, ServerObservation)>, Vec<Action>)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, ServerObservation)>, Vec<Action>);
+        let table: Vec<Case> = vec![
             (
                 "replica pointed elsewhere is re-pointed",
                 vec![(M, master(&c)), (R1, replica("h:9", true, 0, &c)), (R2, replica(M, true, 0, &c))],

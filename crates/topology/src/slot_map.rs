@@ -127,7 +127,8 @@ mod tests {
 
     #[test]
     fn spread_is_even_and_contiguous() {
-        let table: &[(&[GroupId], &[(Slot, Slot, GroupId)])] = &[
+        type Case<'a> = (&'a [GroupId], &'a [(Slot, Slot, GroupId)]);
+        let table: &[Case] = &[
             (&[1], &[(0, 16383, 1)]),
             (&[1, 2], &[(0, 8191, 1), (8192, 16383, 2)]),
             (&[1, 2, 3], &[(0, 5461, 1), (5462, 10922, 2), (10923, 16383, 3)]),
