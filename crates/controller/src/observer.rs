@@ -2,7 +2,7 @@
 //! report it publishes is what the leader votes with.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -91,13 +91,14 @@ impl Observer {
                 last_ok: None,
                 last: ServerObservation { error: Some("not probed yet".into()), ..Default::default() },
             });
-            let task = tokio::spawn(probe_loop(self.clone(), addr.clone(), topology.settings.clone()));
+            // The task holds a weak handle, so dropping the last Observer stops every probe.
+            let task = tokio::spawn(probe_loop(Arc::downgrade(&self.inner), addr.clone(), topology.settings.clone()));
             inner.tasks.insert(addr, task);
         }
     }
 
-    fn record(&self, addr: &str, started: Instant, result: Result<ServerObservation, String>) {
-        let mut inner = self.lock();
+    fn record(inner: &Mutex<Inner>, addr: &str, started: Instant, result: Result<ServerObservation, String>) {
+        let mut inner = inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(state) = inner.states.get_mut(addr) else { return };
         state.last_probe_started = Some(started);
         match result {
@@ -157,7 +158,7 @@ pub async fn probe(conn: &mut ServerConn) -> Result<ServerObservation, String> {
     Ok(obs)
 }
 
-async fn probe_loop(observer: Observer, addr: String, settings: ClusterSettings) {
+async fn probe_loop(inner: Weak<Mutex<Inner>>, addr: String, settings: ClusterSettings) {
     let interval = Duration::from_millis(settings.probe_interval_ms);
     // Long enough for a busy server, short enough to vote well inside down_after.
     let timeout = Duration::from_millis((settings.down_after_ms / 2).clamp(50, 2000));
@@ -167,7 +168,10 @@ async fn probe_loop(observer: Observer, addr: String, settings: ClusterSettings)
         if conn.is_none() {
             match ServerConn::connect(&addr, timeout).await {
                 Ok(c) => conn = Some(c),
-                Err(e) => observer.record(&addr, started, Err(e.to_string())),
+                Err(e) => {
+                    let Some(inner) = inner.upgrade() else { return };
+                    Observer::record(&inner, &addr, started, Err(e.to_string()));
+                }
             }
         }
         if let Some(c) = conn.as_mut() {
@@ -175,7 +179,8 @@ async fn probe_loop(observer: Observer, addr: String, settings: ClusterSettings)
             if result.is_err() {
                 conn = None; // reconnect next time: the connection may be broken
             }
-            observer.record(&addr, started, result);
+            let Some(inner) = inner.upgrade() else { return };
+            Observer::record(&inner, &addr, started, result);
         }
         tokio::time::sleep(interval.saturating_sub(started.elapsed())).await;
     }
