@@ -1,6 +1,6 @@
 use anyhow::Result;
 use clap::Args;
-use zedis_coord::{election::current_leader, ObserverBoard, TopologyStore};
+use zedis_coord::{LeaderRecord, ObserverBoard, TopologyStore};
 use zedis_topology::now_ms;
 
 use crate::common::Global;
@@ -20,7 +20,8 @@ pub async fn run(global: &Global, args: StatusArgs) -> Result<()> {
     let zk = global.connect().await?;
     let paths = global.paths()?;
     let topo = TopologyStore::new(zk.clone(), paths.clone()).read().await?;
-    let leader = current_leader(&zk, &paths.election()).await?.map(|d| String::from_utf8_lossy(&d).into_owned());
+    // The controller acting as leader now (not merely first in the election queue).
+    let leader = LeaderRecord::read(&zk, &paths).await?.map(|r| r.id);
     let now = now_ms();
     let reports: Vec<_> = ObserverBoard::new(zk, paths)
         .read_all()

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use zedis_coord::{election::current_leader, EventLog, TopologyStore};
+use zedis_coord::{EventLog, LeaderRecord, TopologyStore};
 use zedis_testkit::{RedisOptions, RedisServer, ZkOptions, ZkServer};
 use zedis_topology::{ClusterSettings, Event, EventKind, GroupSpec, Server, Topology};
 
@@ -128,7 +128,7 @@ fn stop_controller(c: &mut Controller) {
 /// Every replica reports its link to its group's master up, and there is a leader.
 async fn replication_ready(global: &Global, zk: &zedis_coord::Zk, topology: &Topology) -> bool {
     let Ok(paths) = global.paths() else { return false };
-    if !matches!(current_leader(zk, &paths.election()).await, Ok(Some(_))) {
+    if !matches!(LeaderRecord::read(zk, &paths).await, Ok(Some(_))) {
         return false;
     }
     for g in &topology.groups {

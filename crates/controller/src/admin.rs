@@ -75,12 +75,26 @@ pub async fn handle_pending(
     let pending: Vec<PendingRequest> = queue.pending().await?;
     for request in pending {
         rec.leadership.check()?;
-        let taken = match queue.take(&request, &rec.id).await {
+        // Taken before by a leader that died: it may have taken effect already.
+        let earlier_epoch = request.request.taken_epoch;
+        let taken = match queue.take(&request, &rec.id, topo.value.epoch).await {
             Ok(t) => t,
             Err(CoordError::Conflict { .. }) => continue, // withdrawn or taken meanwhile
             Err(e) => return Err(e.into()),
         };
-        let outcome = apply(rec, topo, &taken.request.op, own).await;
+        let outcome = match (earlier_epoch, &taken.request.op) {
+            (Some(e), AdminOp::Failover { group, .. }) if e < topo.value.epoch => {
+                let master = topo.value.group(*group).map(|g| g.master.clone()).unwrap_or_default();
+                Outcome {
+                    ok: true,
+                    message: format!("the topology moved on since a previous leader took this switchover (now epoch {}, group {group} master {master}); not switching again", topo.value.epoch),
+                    epoch: Some(topo.value.epoch),
+                    by: rec.id.clone(),
+                    time_ms: now_ms(),
+                }
+            }
+            _ => apply(rec, topo, &taken.request.op, own).await,
+        };
         tracing::info!(op = ?taken.request.op, ok = outcome.ok, "{}", outcome.message);
         queue.complete(&taken, outcome.clone()).await?;
         if outcome.epoch.is_some() {

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use zedis_coord::LeaderRecord;
 use zedis_coord::{
     Candidate, ClusterPaths, CoordError, EventLog, ObserverBoard, PostedReport, RequestQueue, SessionState,
     TopologyStore, Zk, ZkOptions,
 };
-use zedis_topology::{Event, EventKind, GroupId, ObserverReport};
+use zedis_topology::{now_ms, Event, EventKind, GroupId, ObserverReport};
 
 use crate::admin::handle_pending;
 use crate::observer::Observer;
@@ -191,19 +192,24 @@ async fn run_session(
                 }
             }
         };
-        tokio::select! {
-            r = candidate.wait_for_leadership() => {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "election wait failed");
+        // Waiting can fail on a connection loss while our node stays: wait again with the same
+        // candidacy (a second node in this session could wait on the first forever).
+        loop {
+            tokio::select! {
+                r = candidate.wait_for_leadership() => match r {
+                    Ok(()) => break,
+                    Err(e) if e.is_session_lost() => return SessionEnd::Lost(e.to_string()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "election wait failed; waiting again");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                _ = shutdown.changed() => {
                     let _ = candidate.resign().await;
-                    continue;
+                    return SessionEnd::Shutdown;
                 }
+                why = session_over(&zk) => return SessionEnd::Lost(why),
             }
-            _ = shutdown.changed() => {
-                let _ = candidate.resign().await;
-                return SessionEnd::Shutdown;
-            }
-            why = session_over(&zk) => return SessionEnd::Lost(why),
         }
         let leader = Leader::new(options, paths, &zk, store.clone(), observer.clone());
         let end = leader.lead(&candidate, shutdown).await;
@@ -216,7 +222,10 @@ async fn run_session(
             LeadEnd::Lost(why) => return SessionEnd::Lost(why),
             LeadEnd::Deposed => {
                 tracing::warn!("no longer the leader; standing again");
-                let _ = candidate.resign().await;
+                if let Err(e) = candidate.resign().await {
+                    // Our node may linger: start over with a fresh session rather than stand twice.
+                    return SessionEnd::Lost(format!("cannot withdraw the old candidacy: {e}"));
+                }
             }
         }
     }
@@ -262,6 +271,7 @@ impl Freshness {
 
 struct Leader {
     zk: Zk,
+    paths: ClusterPaths,
     store: TopologyStore,
     observer: Observer,
     board: ObserverBoard,
@@ -280,6 +290,7 @@ impl Leader {
     ) -> Leader {
         Leader {
             zk: zk.clone(),
+            paths: paths.clone(),
             board: ObserverBoard::new(zk.clone(), paths.clone()),
             queue: RequestQueue::new(zk.clone(), paths),
             reconciler: Reconciler {
@@ -315,13 +326,32 @@ impl Leader {
             })
         };
         let _abort = AbortOnDrop(guard);
+        let mut announced = false;
+        let record = LeaderRecord { id: self.reconciler.id.clone(), term: candidate.sequence(), since_ms: now_ms() };
+        let end = self.lead_loop(candidate, shutdown, &leadership, &record, &mut states, &mut announced).await;
+        leadership.set(false);
+        if !matches!(end, LeadEnd::Lost(_)) {
+            let _ = record.withdraw(&self.zk, &self.paths).await;
+        }
+        end
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn lead_loop(
+        &self,
+        candidate: &Candidate,
+        shutdown: &mut watch::Receiver<bool>,
+        leadership: &Leadership,
+        record: &LeaderRecord,
+        states: &mut zedis_coord::StateWatcher,
+        announced: &mut bool,
+    ) -> LeadEnd {
         let mut verified = false;
         let mut freshness = Freshness::default();
         let mut blocked: HashMap<GroupId, String> = HashMap::new();
         let mut acted: HashMap<String, Instant> = HashMap::new();
         let mut interval = tokio::time::interval(self.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut announced = false;
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
@@ -348,10 +378,16 @@ impl Leader {
                     continue;
                 }
             }
-            if !verified {
+            // The state channel keeps only the latest value: a disconnect and reconnect while we
+            // were busy in a step show up only as the guard having cleared `leadership`.
+            if !verified || !leadership.is_acting() {
                 match candidate.is_leader().await {
                     Ok(true) => {
                         verified = true;
+                        if let Err(e) = record.publish(&self.zk, &self.paths).await {
+                            tracing::warn!(error = %e, "cannot publish the leader record");
+                            continue;
+                        }
                         leadership.set(true);
                     }
                     Ok(false) => return LeadEnd::Deposed,
@@ -367,8 +403,8 @@ impl Leader {
                     continue;
                 }
             };
-            if !announced {
-                announced = true;
+            if !*announced {
+                *announced = true;
                 self.reconciler
                     .event(Event::new(
                         EventKind::LeaderElected,

@@ -101,8 +101,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         }
     }
-    let desired = topo.settings.redis_config();
-    for addr in topo.server_addrs() {
+    for (addr, replicas) in
+        topo.groups.iter().flat_map(|g| g.servers.iter().map(move |s| (s.addr.clone(), g.servers.len() - 1)))
+    {
+        let desired = topo.settings.redis_config(replicas);
         let Some(o) = reachable(input.own.servers.get(&addr)) else { continue };
         let drift: Vec<(String, String)> = desired
             .iter()
@@ -181,7 +183,7 @@ mod tests {
     }
 
     fn settled(t: &Topology) -> BTreeMap<String, String> {
-        t.settings.redis_config().into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        t.settings.redis_config(t.groups[0].servers.len() - 1).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 
     fn master(config: &BTreeMap<String, String>) -> ServerObservation {
@@ -403,7 +405,12 @@ mod tests {
                 vec![(M, master(&BTreeMap::new())), (R1, replica(M, true, 0, &c)), (R2, replica(M, true, 0, &c))],
                 vec![Action::Configure {
                     addr: M.into(),
-                    pairs: t.settings.redis_config().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    pairs: t
+                        .settings
+                        .redis_config(t.groups[0].servers.len() - 1)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
                 }],
             ),
             (

@@ -68,6 +68,11 @@ impl ClusterPaths {
         format!("{}/controllers/election", self.base())
     }
 
+    /// Ephemeral record of the controller that is acting as leader right now.
+    pub fn leader(&self) -> String {
+        format!("{}/controllers/leader", self.base())
+    }
+
     pub fn observers(&self) -> String {
         format!("{}/controllers/observers", self.base())
     }

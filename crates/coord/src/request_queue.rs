@@ -16,6 +16,8 @@ const STALE_AFTER_MS: u64 = 10 * 60 * 1000;
 pub enum RequestError {
     #[error("no controller leader handled the request within {0:?}; is `zedis controller` running for this cluster?")]
     NoLeader(Duration),
+    #[error("controller {by} took the request but gave no answer within {after:?}; see `zedis cluster events`")]
+    NoAnswer { by: String, after: Duration },
     #[error(transparent)]
     Coord(#[from] CoordError),
 }
@@ -40,11 +42,21 @@ impl RequestQueue {
 
     /// Queues `op` and waits for the leader's outcome.
     pub async fn submit(&self, op: AdminOp, by: &str, timeout: Duration) -> std::result::Result<Outcome, RequestError> {
-        let request = AdminRequest { op, by: by.to_string(), time_ms: now_ms(), taken_by: None, outcome: None };
+        let request = AdminRequest {
+            op,
+            by: by.to_string(),
+            time_ms: now_ms(),
+            taken_by: None,
+            taken_epoch: None,
+            outcome: None,
+        };
         self.zk.ensure_path(&self.dir).await?;
         let data = serde_json::to_vec(&request).unwrap_or_default();
         let path = self.zk.create_sequential(&format!("{}/r-", self.dir), &data, false).await?;
         let deadline = Instant::now() + timeout;
+        // Once taken, a request may run for a while (a switchover waits for catch-up), and a
+        // successor leader redoes it if the taker dies; but never wait forever.
+        let answer_deadline = deadline + Duration::from_secs(60);
         loop {
             let (data, stat, watcher) = match self.zk.client().get_and_watch_data(&path).await {
                 Ok(v) => v,
@@ -55,10 +67,11 @@ impl RequestQueue {
                 self.zk.delete(&path, None).await?;
                 return Ok(outcome);
             }
-            if matches!(seen, Some(AdminRequest { taken_by: Some(_), .. })) {
-                // A leader is working on it (a switchover takes seconds): wait for its answer,
-                // which comes even if that leader dies, as its successor sees the request again.
-                watcher.changed().await;
+            if let Some(AdminRequest { taken_by: Some(by), .. }) = seen {
+                let remaining = answer_deadline.saturating_duration_since(Instant::now());
+                if tokio::time::timeout(remaining, watcher.changed()).await.is_err() {
+                    return Err(RequestError::NoAnswer { by, after: timeout + Duration::from_secs(60) });
+                }
                 continue;
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -101,9 +114,10 @@ impl RequestQueue {
     }
 
     /// Marks the request as taken by `controller`, so its submitter stops trying to withdraw it.
-    pub async fn take(&self, pending: &PendingRequest, controller: &str) -> Result<PendingRequest> {
+    pub async fn take(&self, pending: &PendingRequest, controller: &str, epoch: u64) -> Result<PendingRequest> {
         let mut request = pending.request.clone();
         request.taken_by = Some(controller.to_string());
+        request.taken_epoch.get_or_insert(epoch);
         let data = serde_json::to_vec(&request).unwrap_or_default();
         let stat = self.zk.set(&pending.path, &data, Some(pending.version)).await?;
         Ok(PendingRequest { path: pending.path.clone(), version: stat.version, request })

@@ -86,7 +86,7 @@ async fn requests_time_out_without_a_leader_and_return_the_leaders_outcome() {
     let leader = tokio::spawn(async move {
         loop {
             if let Some(p) = leader_queue.pending().await.unwrap().into_iter().next() {
-                let taken = leader_queue.take(&p, "leader").await.unwrap();
+                let taken = leader_queue.take(&p, "leader", 1).await.unwrap();
                 let outcome = Outcome {
                     ok: true,
                     message: "done".into(),

@@ -64,6 +64,9 @@ pub struct AdminRequest {
     /// The controller that took the request; once taken it is no longer withdrawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_by: Option<String>,
+    /// Topology epoch when it was taken, so a successor can tell whether it already took effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_epoch: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
 }
@@ -79,6 +82,7 @@ mod tests {
             by: "cli".into(),
             time_ms: 5,
             taken_by: None,
+            taken_epoch: None,
             outcome: None,
         };
         let json = serde_json::to_string(&r).unwrap();

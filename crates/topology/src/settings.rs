@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterSettings {
-    /// Set on every server as `min-replicas-to-write`: an isolated master stops taking writes.
+    /// `min-replicas-to-write` for masters, so an isolated master stops taking writes. Capped
+    /// per group at its replica count minus one, so the group stays writable after a failover
+    /// (the new master has one replica fewer); a group of one master and one replica is
+    /// therefore not fenced this way (the proxy still routes only to the current epoch's master).
     pub min_replicas_to_write: u32,
     /// Set on every server as `min-replicas-max-lag` (seconds).
     pub min_replicas_max_lag: u32,
@@ -28,7 +31,7 @@ pub struct ClusterSettings {
 impl Default for ClusterSettings {
     fn default() -> Self {
         ClusterSettings {
-            min_replicas_to_write: 0,
+            min_replicas_to_write: 1,
             min_replicas_max_lag: 10,
             down_after_ms: 1000,
             probe_interval_ms: 200,
@@ -41,10 +44,12 @@ impl Default for ClusterSettings {
 }
 
 impl ClusterSettings {
-    /// The Redis configuration every managed server should carry, as `CONFIG SET` pairs.
-    pub fn redis_config(&self) -> Vec<(&'static str, String)> {
+    /// The Redis configuration every server of a group with `replicas` replicas should carry,
+    /// as `CONFIG SET` pairs (the same on replicas, so a promoted one is ready).
+    pub fn redis_config(&self, replicas: usize) -> Vec<(&'static str, String)> {
+        let min_replicas = self.min_replicas_to_write.min(replicas.saturating_sub(1) as u32);
         vec![
-            ("min-replicas-to-write", self.min_replicas_to_write.to_string()),
+            ("min-replicas-to-write", min_replicas.to_string()),
             ("min-replicas-max-lag", self.min_replicas_max_lag.to_string()),
             ("repl-timeout", self.repl_timeout.to_string()),
             ("repl-ping-replica-period", self.repl_ping_replica_period.to_string()),
@@ -65,5 +70,21 @@ impl ClusterSettings {
             return Err("repl_timeout must be greater than repl_ping_replica_period".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_replicas_to_write_leaves_a_failed_over_group_writable() {
+        let s = ClusterSettings { min_replicas_to_write: 2, ..ClusterSettings::default() };
+        let value = |replicas: usize| s.redis_config(replicas)[0].1.clone();
+        assert_eq!(value(0), "0");
+        assert_eq!(value(1), "0");
+        assert_eq!(value(2), "1");
+        assert_eq!(value(3), "2");
+        assert_eq!(value(5), "2");
     }
 }
