@@ -4,6 +4,7 @@
 mod cluster_cmd;
 mod common;
 mod controller_cmd;
+mod proxy_cmd;
 mod status_cmd;
 mod status_view;
 mod up_cmd;
@@ -26,6 +27,8 @@ enum Command {
     /// Run a controller: probes every server, and while elected leader, sets up replication
     /// and fails over automatically.
     Controller(controller_cmd::ControllerArgs),
+    /// Run a proxy: any Redis client connects to it and is routed by hash slot to the right group.
+    Proxy(proxy_cmd::ProxyArgs),
     /// Create and change a cluster's topology.
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
@@ -51,6 +54,7 @@ fn main() {
             runtime.block_on(async {
                 match command {
                     Command::Controller(args) => controller_cmd::run(&cli.global, args).await,
+                    Command::Proxy(args) => proxy_cmd::run(&cli.global, args).await,
                     Command::Cluster(cmd) => cluster_cmd::run(&cli.global, cmd).await,
                     Command::Status(args) => status_cmd::run(&cli.global, args).await,
                     Command::Up(_) => unreachable!("handled above"),

@@ -1,0 +1,55 @@
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use zedis_proxy::{ProxyOptions, ProxyState};
+
+use crate::common::Global;
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on for Redis clients.
+    #[arg(long, default_value = "127.0.0.1:6380")]
+    pub listen: String,
+    /// Most clients at once; more are refused with an error.
+    #[arg(long, default_value_t = ProxyOptions::default().max_clients)]
+    pub max_clients: usize,
+    /// Replies a client may have outstanding before the proxy stops reading it.
+    #[arg(long, default_value_t = ProxyOptions::default().max_pipeline)]
+    pub max_pipeline: usize,
+    /// Shared backend connections per Redis server.
+    #[arg(long, default_value_t = 2)]
+    pub backend_connections: usize,
+    /// Milliseconds a request may wait for its backend.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub request_timeout_ms: u64,
+    /// Unique id of this proxy (default: proxy-<pid>).
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
+    let mut options = ProxyOptions { listen: args.listen.clone(), ..ProxyOptions::default() };
+    options.max_clients = args.max_clients.max(1);
+    options.max_pipeline = args.max_pipeline.max(1);
+    options.backend.connections = args.backend_connections.max(1);
+    options.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    if let Some(id) = args.id {
+        options.id = id;
+    }
+    let paths = global.paths()?;
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let state = ProxyState::new(options);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::controller_cmd::wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(listen = %args.listen, cluster = %global.cluster, "proxy starting");
+    let follower = tokio::spawn(zedis_proxy::follower::follow(state.clone(), global.zk_options(), paths, stop_rx.clone()));
+    zedis_proxy::server::run(state, listener, stop_rx).await;
+    follower.abort();
+    tracing::info!("proxy stopped");
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Multiplexed, pipelined connections to one Redis server. Any number of client sessions
+//! share a connection: requests are queued, written in batches, and replies are handed back
+//! in order, found by the reply scanner without being decoded.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use zedis_resp::{Limits, ReplyScanner};
+
+/// Why a backend did not answer.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend {0} is unreachable: {1}")]
+    Connect(String, String),
+    #[error("backend {0} connection lost")]
+    Lost(String),
+    #[error("backend {0} sent a malformed reply: {1}")]
+    Protocol(String, String),
+}
+
+pub type Reply = Result<Bytes, BackendError>;
+
+struct Job {
+    request: Bytes,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// One TCP connection with a writer task and a reader task.
+struct Conn {
+    jobs: mpsc::Sender<Job>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Queue depth per connection before senders wait (backpressure towards clients).
+const QUEUE: usize = 4096;
+/// Requests written per batch at most.
+const BATCH: usize = 512;
+
+impl Conn {
+    async fn open(addr: &str, connect_timeout: Duration, limits: Limits) -> Result<Conn, BackendError> {
+        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(BackendError::Connect(addr.to_string(), e.to_string())),
+            Err(_) => return Err(BackendError::Connect(addr.to_string(), format!("timed out after {connect_timeout:?}"))),
+        };
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(QUEUE);
+        let (waiters_tx, mut waiters_rx) = mpsc::unbounded_channel::<oneshot::Sender<Reply>>();
+        let alive = Arc::new(AtomicBool::new(true));
+        let addr_w = addr.to_string();
+        let alive_w = alive.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut out = BytesMut::with_capacity(16 * 1024);
+            while jobs_rx.recv_many(&mut batch, BATCH).await > 0 {
+                for job in batch.drain(..) {
+                    out.extend_from_slice(&job.request);
+                    // Registered before the bytes leave, so the reader always finds its waiter.
+                    if waiters_tx.send(job.reply).is_err() {
+                        break;
+                    }
+                }
+                if wr.write_all(&out).await.is_err() {
+                    break;
+                }
+                out.clear();
+                if out.capacity() > 1024 * 1024 {
+                    out = BytesMut::with_capacity(16 * 1024);
+                }
+            }
+            alive_w.store(false, Ordering::SeqCst);
+            tracing::debug!(backend = %addr_w, "backend writer stopped");
+        });
+        let addr_r = addr.to_string();
+        let alive_r = alive.clone();
+        tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(16 * 1024);
+            let mut scanner = ReplyScanner::new(limits);
+            let error = 'outer: loop {
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => break BackendError::Lost(addr_r.clone()),
+                    Ok(_) => {}
+                }
+                loop {
+                    match scanner.scan(&buf) {
+                        Ok(Some(n)) => {
+                            let reply = buf.split_to(n).freeze();
+                            match waiters_rx.recv().await {
+                                Some(w) => {
+                                    let _ = w.send(Ok(reply));
+                                }
+                                None => break 'outer BackendError::Lost(addr_r.clone()),
+                            }
+                        }
+                        Ok(None) => {
+                            if let Some(need) = scanner.needed_len() {
+                                buf.reserve(need.saturating_sub(buf.len()).min(64 * 1024 * 1024));
+                            } else if buf.capacity() - buf.len() < 4096 {
+                                buf.reserve(16 * 1024);
+                            }
+                            break;
+                        }
+                        Err(e) => break 'outer BackendError::Protocol(addr_r.clone(), e.to_string()),
+                    }
+                }
+            };
+            alive_r.store(false, Ordering::SeqCst);
+            tracing::debug!(backend = %addr_r, error = %error, "backend reader stopped");
+            waiters_rx.close();
+            while let Ok(w) = waiters_rx.try_recv() {
+                let _ = w.send(Err(error.clone()));
+            }
+        });
+        Ok(Conn { jobs: jobs_tx, alive })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BackendOptions {
+    /// Shared connections per server.
+    pub connections: usize,
+    pub connect_timeout: Duration,
+    pub limits: Limits,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions { connections: 2, connect_timeout: Duration::from_secs(1), limits: Limits::default() }
+    }
+}
+
+/// The shared connections to one server; reconnects lazily after a failure.
+pub struct ServerPool {
+    addr: String,
+    options: BackendOptions,
+    conns: Vec<tokio::sync::Mutex<Option<Conn>>>,
+    next: AtomicUsize,
+    /// Last connect error, so a dead server fails fast instead of every request waiting.
+    down_until: Mutex<Option<std::time::Instant>>,
+}
+
+impl ServerPool {
+    pub fn new(addr: &str, options: BackendOptions) -> ServerPool {
+        let n = options.connections.max(1);
+        ServerPool {
+            addr: addr.to_string(),
+            options,
+            conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            down_until: Mutex::new(None),
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Queues `request` (complete RESP bytes) and returns where its reply will arrive.
+    pub async fn send(&self, request: Bytes) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let jobs = {
+            let mut slot = self.conns[i].lock().await;
+            let usable = slot.as_ref().is_some_and(|c| c.alive.load(Ordering::SeqCst));
+            if !usable {
+                *slot = None;
+                let backoff = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+                if backoff.is_some_and(|t| std::time::Instant::now() < t) {
+                    let _ = tx.send(Err(BackendError::Connect(self.addr.clone(), "recently failed".into())));
+                    return rx;
+                }
+                match Conn::open(&self.addr, self.options.connect_timeout, self.options.limits.clone()).await {
+                    Ok(c) => *slot = Some(c),
+                    Err(e) => {
+                        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(std::time::Instant::now() + Duration::from_millis(100));
+                        let _ = tx.send(Err(e));
+                        return rx;
+                    }
+                }
+            }
+            match slot.as_ref() {
+                Some(c) => c.jobs.clone(),
+                None => {
+                    let _ = tx.send(Err(BackendError::Lost(self.addr.clone())));
+                    return rx;
+                }
+            }
+        };
+        if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
+            let _ = job.reply.send(Err(BackendError::Lost(self.addr.clone())));
+        }
+        rx
+    }
+}

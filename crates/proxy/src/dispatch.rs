@@ -1,0 +1,284 @@
+//! Turns one client request into a pending reply: forwarded to the group that owns its slot,
+//! split across groups and merged, answered locally, or refused with a clear error.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+use zedis_resp::{Frame, Request};
+use zedis_topology::key_slot;
+
+use crate::backend::Reply;
+use crate::command_table::{self, AggregateKind, LocalKind, Policy, SplitKind};
+use crate::merge;
+use crate::state::ProxyState;
+
+/// Per-connection state the proxy keeps for a client.
+pub struct ClientState {
+    pub id: u64,
+    pub peer: String,
+    pub name: Option<Bytes>,
+}
+
+impl ClientState {
+    pub fn new(id: u64, peer: String) -> ClientState {
+        ClientState { id, peer, name: None }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Bytes> + Send>>;
+
+/// A reply in the making, kept in request order.
+pub enum Pending {
+    Ready(Bytes),
+    Backend(oneshot::Receiver<Reply>, Duration),
+    Deferred(BoxFuture),
+    /// Reply, then close the connection.
+    Close(Bytes),
+}
+
+impl Pending {
+    pub fn close_with(bytes: Bytes) -> Pending {
+        Pending::Close(bytes)
+    }
+
+    pub fn closes(&self) -> bool {
+        matches!(self, Pending::Close(_))
+    }
+
+    /// The reply bytes, and whether the connection closes after them.
+    pub async fn resolve(self) -> (Bytes, bool) {
+        match self {
+            Pending::Ready(b) => (b, false),
+            Pending::Close(b) => (b, true),
+            Pending::Backend(rx, timeout) => (await_backend(rx, timeout).await, false),
+            Pending::Deferred(f) => (f.await, false),
+        }
+    }
+}
+
+fn error_bytes(msg: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(msg.len() + 3);
+    zedis_resp::write_error(&mut out, msg);
+    out.freeze()
+}
+
+fn error(msg: &str) -> Pending {
+    Pending::Ready(error_bytes(msg))
+}
+
+async fn await_backend(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Bytes {
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(Ok(bytes))) => bytes,
+        Ok(Ok(Err(e))) => error_bytes(&format!("ERR {e}")),
+        Ok(Err(_)) => error_bytes("ERR backend connection closed"),
+        Err(_) => error_bytes(&format!("ERR backend did not answer within {timeout:?}")),
+    }
+}
+
+/// Awaits a backend reply and parses it for merging.
+async fn backend_frame(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Frame {
+    let bytes = await_backend(rx, timeout).await;
+    match Frame::parse(&bytes) {
+        Ok(Some((frame, _))) => frame,
+        _ => Frame::error("ERR backend returned an unreadable reply"),
+    }
+}
+
+fn printable(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).chars().take(128).collect()
+}
+
+pub async fn dispatch(state: &Arc<ProxyState>, client: &mut ClientState, req: Request) -> Pending {
+    state.metrics.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let spec = match command_table::resolve(&req) {
+        Ok(spec) => spec,
+        Err(e) => return error(&e.to_string()),
+    };
+    if let Err(e) = command_table::check_arity(spec, req.len()) {
+        return error(&e.to_string());
+    }
+    match command_table::policy(spec, &req) {
+        Policy::Keyed => keyed(state, spec, req).await,
+        Policy::Split(kind) => split(state, kind, req).await,
+        Policy::AllGroups(kind) => all_groups(state, kind, req).await,
+        Policy::AnyGroup => any_group(state, req).await,
+        Policy::Local(kind) => local(state, client, kind, req).await,
+        Policy::Unsupported(why) => error(&command_table::unsupported_error(spec, why)),
+        _ => error(&format!("ERR '{}' is not supported by the zedis proxy yet", printable(req.name()).to_lowercase())),
+    }
+}
+
+fn timeout(state: &ProxyState) -> Duration {
+    state.options.request_timeout
+}
+
+/// All keys in one slot, routed to that slot's master.
+async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, req: Request) -> Pending {
+    let keys = match command_table::keys(spec, &req) {
+        Ok(k) => k,
+        Err(e) => return error(&e.to_string()),
+    };
+    let mut slot = None;
+    for i in keys.iter().copied() {
+        let s = key_slot(req.arg(i).unwrap_or_default());
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return error(command_table::CROSSSLOT),
+            Some(_) => {}
+        }
+    }
+    let routes = state.routes.load();
+    let group = match slot {
+        Some(s) => routes.group_for(s),
+        // Keyless but keyed by policy (e.g. EVAL with 0 keys): any group will do.
+        None => routes.groups.first(),
+    };
+    let Some(group) = group else {
+        return error("CLUSTERDOWN Hash slot not served");
+    };
+    let rx = group.master.send(req.into_raw()).await;
+    Pending::Backend(rx, timeout(state))
+}
+
+/// Splits a multi-key command by group and merges the answers.
+async fn split(state: &Arc<ProxyState>, kind: SplitKind, req: Request) -> Pending {
+    let routes = state.routes.load();
+    let step = if matches!(kind, SplitKind::MSet) { 2 } else { 1 };
+    let args = req.len() - 1;
+    if args == 0 || args % step != 0 {
+        return error(&format!("ERR wrong number of arguments for '{}' command", printable(req.name()).to_lowercase()));
+    }
+    // Keys (with their values for MSET) grouped by owning group, remembering client positions.
+    let mut by_group: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (n, i) in (1..req.len()).step_by(step).enumerate() {
+        let Some(g) = routes.group_index(key_slot(req.arg(i).unwrap_or_default())) else {
+            return error("CLUSTERDOWN Hash slot not served");
+        };
+        match by_group.iter_mut().find(|(gi, _)| *gi == g) {
+            Some((_, v)) => v.push(n),
+            None => by_group.push((g, vec![n])),
+        }
+    }
+    if by_group.len() == 1 {
+        // One group: forward the client's own bytes.
+        let rx = routes.groups[by_group[0].0].master.send(req.into_raw()).await;
+        return Pending::Backend(rx, timeout(state));
+    }
+    let name = req.name().to_vec();
+    let mut parts = Vec::with_capacity(by_group.len());
+    for (g, positions) in by_group {
+        let mut sub: Vec<&[u8]> = Vec::with_capacity(1 + positions.len() * step);
+        sub.push(&name);
+        for n in &positions {
+            let first = 1 + n * step;
+            for j in first..first + step {
+                sub.push(req.arg(j).unwrap_or_default());
+            }
+        }
+        let rx = routes.groups[g].master.send(Request::from_args(sub).into_raw()).await;
+        parts.push((positions, rx));
+    }
+    let t = timeout(state);
+    let total = args / step;
+    Pending::Deferred(Box::pin(async move {
+        let mut frames = Vec::with_capacity(parts.len());
+        for (positions, rx) in parts {
+            frames.push((positions, backend_frame(rx, t).await));
+        }
+        let merged = match kind {
+            SplitKind::MGet => merge::mget(total, &frames),
+            SplitKind::MSet => merge::all_ok(&frames.into_iter().map(|f| f.1).collect::<Vec<_>>()),
+            SplitKind::SumIntegers => merge::sum(&frames.into_iter().map(|f| f.1).collect::<Vec<_>>()),
+        };
+        merge::encode(&merged)
+    }))
+}
+
+/// Sends the request to every group's master and aggregates.
+async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, req: Request) -> Pending {
+    let routes = state.routes.load();
+    if routes.groups.is_empty() {
+        return error("CLUSTERDOWN no topology yet");
+    }
+    if let AggregateKind::Scan = kind {
+        return scan(state, req).await;
+    }
+    let raw = req.into_raw();
+    let mut rxs = Vec::with_capacity(routes.groups.len());
+    for g in &routes.groups {
+        rxs.push(g.master.send(raw.clone()).await);
+    }
+    let t = timeout(state);
+    Pending::Deferred(Box::pin(async move {
+        let mut frames = Vec::with_capacity(rxs.len());
+        for rx in rxs {
+            frames.push(backend_frame(rx, t).await);
+        }
+        let merged = match kind {
+            AggregateKind::Sum => merge::sum(&frames),
+            AggregateKind::AllOk | AggregateKind::Flush => merge::all_ok(&frames),
+            AggregateKind::Concat => merge::concat(&frames),
+            AggregateKind::AndPerPosition => merge::and_each(&frames),
+            AggregateKind::RandomKey => merge::any_non_null(&frames),
+            AggregateKind::SameReply => merge::same_reply(&frames),
+            AggregateKind::AnyOk => merge::any_ok(&frames),
+            AggregateKind::Scan => Frame::error("ERR internal: scan"),
+        };
+        merge::encode(&merged)
+    }))
+}
+
+/// SCAN over every group in turn, with the group in the cursor's low bits.
+async fn scan(state: &Arc<ProxyState>, req: Request) -> Pending {
+    let cursor = req.arg(1).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse::<u64>().ok());
+    let Some((group, backend_cursor)) = cursor.and_then(merge::scan_cursor_decode) else {
+        return error("ERR invalid cursor");
+    };
+    let routes = state.routes.load();
+    let mut ids: Vec<u32> = routes.groups.iter().map(|g| g.id).collect();
+    ids.sort_unstable();
+    let group = if group == 0 { ids.first().copied().unwrap_or(0) } else { group };
+    let Some(route) = routes.groups.iter().find(|g| g.id == group) else {
+        return error("ERR invalid cursor");
+    };
+    let mut args: Vec<Vec<u8>> = req.args().map(|a| a.to_vec()).collect();
+    args[1] = backend_cursor.to_string().into_bytes();
+    let rx = route.master.send(Request::from_args(args).into_raw()).await;
+    let t = timeout(state);
+    Pending::Deferred(Box::pin(async move {
+        let frame = backend_frame(rx, t).await;
+        if frame.is_error() {
+            return merge::encode(&frame);
+        }
+        let Some([next, keys]) = frame.as_array().and_then(|a| <&[Frame; 2]>::try_from(a).ok()) else {
+            return error_bytes("ERR backend returned a malformed SCAN reply");
+        };
+        let Some(next) = next.to_integer().and_then(|n| u64::try_from(n).ok()).or_else(|| {
+            next.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok())
+        }) else {
+            return error_bytes("ERR backend returned a malformed SCAN cursor");
+        };
+        let Some(cursor) = merge::scan_cursor_next(&ids, group, next) else {
+            return error_bytes("ERR backend cursor too large for the proxy");
+        };
+        merge::encode(&Frame::Array(vec![Frame::bulk(Bytes::from(cursor.to_string())), keys.clone()]))
+    }))
+}
+
+/// Keyless and independent of the data: any one group's master answers.
+async fn any_group(state: &Arc<ProxyState>, req: Request) -> Pending {
+    let routes = state.routes.load();
+    let Some(group) = routes.groups.first() else {
+        return error("CLUSTERDOWN no topology yet");
+    };
+    let rx = group.master.send(req.into_raw()).await;
+    Pending::Backend(rx, timeout(state))
+}
+
+async fn local(state: &Arc<ProxyState>, client: &mut ClientState, kind: LocalKind, req: Request) -> Pending {
+    crate::local::reply(state, client, kind, req).await
+}

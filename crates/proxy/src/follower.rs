@@ -1,0 +1,86 @@
+//! Keeps the route table in step with the topology in ZooKeeper through a watch, and keeps
+//! this proxy's registration node (address, applied epoch) current. Requests never wait on
+//! this: when ZooKeeper is away, the last table keeps serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use zedis_coord::{ClusterPaths, CoordError, TopologyStore, Zk, ZkOptions};
+use zedis_topology::now_ms;
+
+use crate::route_table::RouteTable;
+use crate::state::ProxyState;
+
+#[derive(Serialize)]
+struct Registration<'a> {
+    id: &'a str,
+    addr: &'a str,
+    epoch: u64,
+    version: &'a str,
+    pid: u32,
+    since_ms: u64,
+}
+
+/// Follows the topology until `shutdown`; reconnects and re-registers after session loss.
+pub async fn follow(
+    state: Arc<ProxyState>,
+    zk_options: ZkOptions,
+    paths: ClusterPaths,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), CoordError> {
+    let since = now_ms();
+    loop {
+        let zk = tokio::select! {
+            zk = Zk::connect(&zk_options) => zk,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let zk = match zk {
+            Ok(zk) => zk,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach ZooKeeper; serving the last topology");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.changed() => return Ok(()),
+                }
+            }
+        };
+        let store = TopologyStore::new(zk.clone(), paths.clone());
+        loop {
+            let (topo, watcher) = match store.read_and_watch().await {
+                Ok(v) => v,
+                Err(e) if e.is_session_lost() => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read topology; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+            };
+            let current = state.routes.load().epoch;
+            if topo.value.epoch != current {
+                state.pools.retain(&topo.value);
+                state.routes.store(Arc::new(RouteTable::build(&topo.value, &state.pools)));
+                tracing::info!(epoch = topo.value.epoch, "applied topology");
+            }
+            let reg = Registration {
+                id: &state.options.id,
+                addr: &state.options.listen,
+                epoch: topo.value.epoch,
+                version: env!("CARGO_PKG_VERSION"),
+                pid: std::process::id(),
+                since_ms: since,
+            };
+            let path = format!("{}/{}", paths.proxies(), state.options.id);
+            if let Err(e) = zk.put_ephemeral(&path, &serde_json::to_vec(&reg).unwrap_or_default()).await {
+                tracing::warn!(error = %e, "cannot register the proxy");
+            }
+            tokio::select! {
+                _ = watcher.changed() => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The zedis proxy: speaks the Redis protocol to any client and routes each command by hash
+//! slot to its group's current master, following topology changes from ZooKeeper live.
+//!
+//! `session` (per client: decode, dispatch, reply in order) → `dispatch` (decide per command,
+//! from `command_table`) → `backend` (multiplexed pipelined connections per server), with the
+//! `route_table` snapshot kept current by `follower`.
+
+pub mod backend;
+pub mod command_table;
+pub mod dispatch;
+pub mod follower;
+pub mod local;
+pub mod merge;
+pub mod options;
+pub mod route_table;
+pub mod server;
+pub mod session;
+pub mod state;
+
+pub use options::ProxyOptions;
+pub use state::ProxyState;

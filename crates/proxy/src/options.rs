@@ -1,0 +1,37 @@
+//! Proxy settings; every one is also a `zedis proxy` flag.
+
+use std::time::Duration;
+
+use zedis_resp::Limits;
+
+use crate::backend::BackendOptions;
+
+#[derive(Clone, Debug)]
+pub struct ProxyOptions {
+    /// Address to listen on, e.g. `127.0.0.1:6380`.
+    pub listen: String,
+    /// Most clients at once; more are refused with an error.
+    pub max_clients: usize,
+    /// Replies a client may have outstanding before the proxy stops reading its requests.
+    pub max_pipeline: usize,
+    pub limits: Limits,
+    pub backend: BackendOptions,
+    /// Time a request may wait for its backend reply.
+    pub request_timeout: Duration,
+    /// Unique id, used for the proxy's registration node.
+    pub id: String,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            listen: "127.0.0.1:6380".into(),
+            max_clients: 10_000,
+            max_pipeline: 1024,
+            limits: Limits::default(),
+            backend: BackendOptions::default(),
+            request_timeout: Duration::from_secs(5),
+            id: format!("proxy-{}", std::process::id()),
+        }
+    }
+}

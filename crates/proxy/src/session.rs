@@ -1,0 +1,93 @@
+//! One client connection: a reader that decodes and dispatches requests in order, and a
+//! writer that sends replies in the same order. The bounded queue between them is the
+//! client's pipeline depth: a client that never reads its replies stops being read.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use zedis_resp::{ProtocolError, RequestDecoder};
+
+use crate::dispatch::{dispatch, ClientState, Pending};
+use crate::state::ProxyState;
+
+pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Pending>(state.options.max_pipeline.max(1));
+    let writer = tokio::spawn(async move {
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        while let Some(first) = rx.recv().await {
+            let mut close = false;
+            let mut next = Some(first);
+            // Gather every reply that is already due, then write them in one go.
+            while let Some(p) = next.take() {
+                let (bytes, closing) = p.resolve().await;
+                out.extend_from_slice(&bytes);
+                close |= closing;
+                if close || out.len() > 64 * 1024 {
+                    break;
+                }
+                if let Ok(p) = rx.try_recv() {
+                    next = Some(p);
+                }
+            }
+            if wr.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+            if out.capacity() > 1024 * 1024 {
+                out = BytesMut::with_capacity(16 * 1024);
+            }
+            if close {
+                let _ = wr.shutdown().await;
+                return;
+            }
+        }
+    });
+
+    let mut client = ClientState::new(id, peer);
+    let mut decoder = RequestDecoder::new(state.options.limits.clone());
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    'read: loop {
+        match rd.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(req)) => {
+                    let pending = dispatch(&state, &mut client, req).await;
+                    let closing = pending.closes();
+                    if tx.send(pending).await.is_err() || closing {
+                        break 'read;
+                    }
+                }
+                Ok(None) => {
+                    if let Some(need) = decoder.needed() {
+                        buf.reserve(need.min(64 * 1024 * 1024));
+                    } else if buf.capacity() - buf.len() < 4096 {
+                        buf.reserve(16 * 1024);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let _ = tx.send(Pending::close_with(protocol_error(&e))).await;
+                    break 'read;
+                }
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    state.metrics.client_closed();
+}
+
+fn protocol_error(e: &ProtocolError) -> Bytes {
+    let mut out = BytesMut::new();
+    e.write_reply(&mut out);
+    out.freeze()
+}
