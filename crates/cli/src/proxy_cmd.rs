@@ -38,8 +38,9 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
         options.id = id;
     }
     let paths = global.paths()?;
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let state = ProxyState::new(options);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -47,7 +48,8 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(listen = %args.listen, cluster = %global.cluster, "proxy starting");
-    let follower = tokio::spawn(zedis_proxy::follower::follow(state.clone(), global.zk_options(), paths, stop_rx.clone()));
+    let follower =
+        tokio::spawn(zedis_proxy::follower::follow(state.clone(), global.zk_options(), paths, stop_rx.clone()));
     zedis_proxy::server::run(state, listener, stop_rx).await;
     follower.abort();
     tracing::info!("proxy stopped");

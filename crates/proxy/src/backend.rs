@@ -46,7 +46,9 @@ impl Conn {
         let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(BackendError::Connect(addr.to_string(), e.to_string())),
-            Err(_) => return Err(BackendError::Connect(addr.to_string(), format!("timed out after {connect_timeout:?}"))),
+            Err(_) => {
+                return Err(BackendError::Connect(addr.to_string(), format!("timed out after {connect_timeout:?}")))
+            }
         };
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();

@@ -149,7 +149,7 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, req: Request) -> Pendin
     let routes = state.routes.load();
     let step = if matches!(kind, SplitKind::MSet) { 2 } else { 1 };
     let args = req.len() - 1;
-    if args == 0 || args % step != 0 {
+    if args == 0 || !args.is_multiple_of(step) {
         return error(&format!("ERR wrong number of arguments for '{}' command", printable(req.name()).to_lowercase()));
     }
     // Keys (with their values for MSET) grouped by owning group, remembering client positions.
@@ -257,9 +257,11 @@ async fn scan(state: &Arc<ProxyState>, req: Request) -> Pending {
         let Some([next, keys]) = frame.as_array().and_then(|a| <&[Frame; 2]>::try_from(a).ok()) else {
             return error_bytes("ERR backend returned a malformed SCAN reply");
         };
-        let Some(next) = next.to_integer().and_then(|n| u64::try_from(n).ok()).or_else(|| {
-            next.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok())
-        }) else {
+        let Some(next) = next
+            .to_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .or_else(|| next.as_bytes().and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok()))
+        else {
             return error_bytes("ERR backend returned a malformed SCAN cursor");
         };
         let Some(cursor) = merge::scan_cursor_next(&ids, group, next) else {

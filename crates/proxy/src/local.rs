@@ -25,7 +25,10 @@ fn bulk(s: impl Into<Bytes>) -> Frame {
 
 fn client_info(state: &ProxyState, client: &ClientState) -> String {
     let name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
-    format!("id={} addr={} laddr={} name={} db=0 resp=2 lib=zedis-proxy", client.id, client.peer, state.options.listen, name)
+    format!(
+        "id={} addr={} laddr={} name={} db=0 resp=2 lib=zedis-proxy",
+        client.id, client.peer, state.options.listen, name
+    )
 }
 
 fn valid_client_name(name: &[u8]) -> bool {
@@ -109,7 +112,10 @@ fn hello(client: &mut ClientState, req: &Request) -> Pending {
         } else if req.arg_eq_ignore_case(i, b"AUTH") && i + 2 < req.len() {
             i += 3;
         } else {
-            return err(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(req.arg(i).unwrap_or_default())));
+            return err(&format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(req.arg(i).unwrap_or_default())
+            ));
         }
     }
     let fields = vec![
@@ -179,7 +185,9 @@ async fn info(state: &Arc<ProxyState>, req: &Request) -> Pending {
         if !keyspace.is_empty() {
             let (mut keys, mut expires) = (0u64, 0u64);
             for rx in keyspace {
-                let Ok(Ok(Ok(bytes))) = tokio::time::timeout(state.options.request_timeout, rx).await.map(|r| r.map_err(|_| ())) else {
+                let Ok(Ok(Ok(bytes))) =
+                    tokio::time::timeout(state.options.request_timeout, rx).await.map(|r| r.map_err(|_| ()))
+                else {
                     continue;
                 };
                 let Ok(Some((frame, _))) = Frame::parse(&bytes) else { continue };
@@ -203,7 +211,10 @@ async fn info(state: &Arc<ProxyState>, req: &Request) -> Pending {
 pub fn parse_keyspace(text: &str) -> (u64, u64) {
     let Some(line) = text.lines().find(|l| l.starts_with("db0:")) else { return (0, 0) };
     let field = |name: &str| {
-        line[4..].split(',').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).and_then(|v| v.trim().parse().ok())
+        line[4..]
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.trim().parse().ok())
     };
     (field("keys").unwrap_or(0), field("expires").unwrap_or(0))
 }

@@ -147,10 +147,8 @@ mod tests {
 
     #[test]
     fn mget_restores_the_client_order() {
-        let parts = vec![
-            (vec![0, 2], Frame::Array(vec![bulk("a"), Frame::Null])),
-            (vec![1], Frame::Array(vec![bulk("b")])),
-        ];
+        let parts =
+            vec![(vec![0, 2], Frame::Array(vec![bulk("a"), Frame::Null])), (vec![1], Frame::Array(vec![bulk("b")]))];
         assert_eq!(mget(3, &parts), Frame::Array(vec![bulk("a"), bulk("b"), Frame::Null]));
         let bad = vec![(vec![0, 1], Frame::Array(vec![bulk("a")]))];
         assert!(mget(2, &bad).is_error());

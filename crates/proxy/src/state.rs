@@ -18,7 +18,12 @@ pub struct ProxyState {
 impl ProxyState {
     pub fn new(options: ProxyOptions) -> Arc<ProxyState> {
         let pools = PoolRegistry::new(options.backend.clone());
-        Arc::new(ProxyState { options, routes: ArcSwap::from_pointee(RouteTable::empty()), pools, metrics: Metrics::default() })
+        Arc::new(ProxyState {
+            options,
+            routes: ArcSwap::from_pointee(RouteTable::empty()),
+            pools,
+            metrics: Metrics::default(),
+        })
     }
 }
 

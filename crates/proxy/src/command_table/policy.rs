@@ -126,9 +126,10 @@ pub enum LocalKind {
     AclWhoami,
 }
 
-/// Which [`Policy::PubSub`] command. Channels are global in Redis: the proxy keeps one subscription per channel
-/// on one designated backend connection and publishes there; shard channels (`SSUBSCRIBE`, `SPUBLISH`) are routed
-/// by the slot of the channel ([`shard_channels`](super::shard_channels)), as Redis Cluster does.
+/// Which [`Policy::PubSub`] command. Plain channels (`SUBSCRIBE`, `PSUBSCRIBE`, `PUBLISH`) are global in Redis, so
+/// the proxy must make a message published through any group reach every subscriber; shard channels
+/// (`SSUBSCRIBE`, `SPUBLISH`) hash to a slot like keys ([`shard_channels`](super::shard_channels)) and go to that
+/// slot's group, as in Redis Cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PubSubKind {
     Subscribe,
