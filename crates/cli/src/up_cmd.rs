@@ -40,7 +40,7 @@ pub struct UpArgs {
     /// First Redis port; servers take consecutive ports. 0 picks free ports.
     #[arg(long, default_value_t = 7001)]
     pub redis_port: u16,
-    /// Port of the proxy (started once the proxy exists).
+    /// Port of the proxy; 0 picks a free port.
     #[arg(long, default_value_t = 6380)]
     pub proxy_port: u16,
     /// Port of the admin HTTP API (started once it exists).
@@ -84,13 +84,23 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 
 fn spawn_controller(global: &Global, zk: &str, dir: &Path, n: usize) -> Result<Controller> {
     let id = format!("ctl-{n}");
-    let log = dir.join(format!("controller-{n}.log"));
+    spawn_role(global, zk, dir, id, &["controller"])
+}
+
+fn spawn_proxy(global: &Global, zk: &str, dir: &Path, listen: &str) -> Result<Controller> {
+    spawn_role(global, zk, dir, "proxy-1".to_string(), &["proxy", "--listen", listen])
+}
+
+/// Starts `zedis <role args> --id ID` as a child, logging to `DIR/ID.log`.
+fn spawn_role(global: &Global, zk: &str, dir: &Path, id: String, role: &[&str]) -> Result<Controller> {
+    let log = dir.join(format!("{id}.log"));
     let out = fs::File::create(&log)?;
     let exe = std::env::current_exe().context("cannot find the zedis executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(["--zk", zk, "--cluster", &global.cluster, "--root", &global.root, "--log", "info"])
         .args(["--session-timeout-ms", &global.session_timeout_ms.to_string()])
-        .args(["controller", "--id", &id])
+        .args(role)
+        .args(["--id", &id])
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
@@ -104,7 +114,7 @@ fn spawn_controller(global: &Global, zk: &str, dir: &Path, n: usize) -> Result<C
             Ok(())
         });
     }
-    let child = cmd.spawn().context("cannot start a controller")?;
+    let child = cmd.spawn().with_context(|| format!("cannot start {id}"))?;
     Ok(Controller { id, child, log })
 }
 
@@ -123,6 +133,17 @@ fn stop_controller(c: &mut Controller) {
     }
     let _ = c.child.kill();
     let _ = c.child.wait();
+}
+
+/// The proxy answers and routes with the cluster's topology.
+async fn proxy_ready(addr: &str, epoch: u64) -> bool {
+    let Ok(mut conn) = zedis_controller::server_ops::ServerConn::connect(addr, Duration::from_secs(1)).await else {
+        return false;
+    };
+    let Ok(info) = conn.info(&["cluster"]).await else { return false };
+    info.lines().any(|l| {
+        l.trim().strip_prefix("topology_epoch:").and_then(|e| e.parse::<u64>().ok()).is_some_and(|e| e >= epoch)
+    })
 }
 
 /// Every replica reports its link to its group's master up, and there is a leader.
@@ -171,6 +192,10 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
     // Ports first, so a clash is reported before anything starts.
     let per_group = 1 + args.replicas;
     let total = args.groups * per_group;
+    let proxy_port = if args.proxy_port == 0 { zedis_testkit::free_port()? } else { args.proxy_port };
+    if !port_free(proxy_port) {
+        bail!("port {proxy_port} is in use; pass another --proxy-port (or 0 for a free port)");
+    }
     if !port_free(args.zk_port) {
         bail!("port {} is in use; pass --zk-port (and --zk for later commands)", args.zk_port);
     }
@@ -239,17 +264,23 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
         controllers.push(spawn_controller(global, &zk_addr, &dir, n)?);
     }
 
+    let proxy_addr = format!("127.0.0.1:{proxy_port}");
+    eprintln!("starting the proxy on {proxy_addr} ...");
+    controllers.push(spawn_proxy(global, &zk_addr, &dir, &proxy_addr)?);
+
     let result = (|| -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(args.ready_timeout);
         let mut last_note = Instant::now();
-        while !runtime.block_on(replication_ready(&sandbox_global, &zk, &topology)) {
+        while !runtime.block_on(replication_ready(&sandbox_global, &zk, &topology))
+            || !runtime.block_on(proxy_ready(&proxy_addr, topology.epoch))
+        {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             for c in &mut controllers {
                 if let Ok(Some(status)) = c.child.try_wait() {
                     let log = fs::read_to_string(&c.log).unwrap_or_default();
-                    bail!("controller {} exited ({status}) before the sandbox was ready; its log:\n{log}", c.id);
+                    bail!("{} exited ({status}) before the sandbox was ready; its log:\n{log}", c.id);
                 }
             }
             if Instant::now() > deadline {
@@ -275,8 +306,11 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
             }
             groups.push(json!({ "id": i + 1, "master": servers[0], "replicas": servers[1..] }));
         }
-        for c in &controllers {
+        for c in controllers.iter().filter(|c| c.id.starts_with("ctl-")) {
             println!("  {:<12} {:<22} {}", "controller", c.id, c.child.id());
+        }
+        for c in controllers.iter().filter(|c| c.id.starts_with("proxy-")) {
+            println!("  {:<12} {:<22} {}", "proxy", proxy_addr, c.child.id());
         }
         let sandbox = json!({
             "pid": std::process::id(),
@@ -285,13 +319,13 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
             "root": global.root,
             "zookeeper": { "addr": zk_addr, "pid": zk_server.pid(), "dir": zk_server.dir() },
             "groups": groups,
-            "controllers": controllers.iter().map(|c| json!({ "id": c.id, "pid": c.child.id(), "log": c.log })).collect::<Vec<_>>(),
-            "proxy": serde_json::Value::Null,
+            "controllers": controllers.iter().filter(|c| c.id.starts_with("ctl-")).map(|c| json!({ "id": c.id, "pid": c.child.id(), "log": c.log })).collect::<Vec<_>>(),
+            "proxy": controllers.iter().find(|c| c.id.starts_with("proxy-")).map(|c| json!({ "addr": proxy_addr, "pid": c.child.id(), "log": c.log })),
             "admin": serde_json::Value::Null,
-            "requested_ports": { "proxy": args.proxy_port, "admin": args.admin_port },
+            "requested_ports": { "admin": args.admin_port },
         });
         fs::write(dir.join("sandbox.json"), serde_json::to_vec_pretty(&sandbox)?)?;
-        println!("try: zedis --zk {zk_addr} status");
+        println!("try: zedis --zk {zk_addr} status    redis-cli -p {proxy_port}");
         println!("zedis sandbox ready");
         while !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));

@@ -30,7 +30,7 @@ fn sandbox_comes_up_fails_over_and_stops_clean() {
     eprintln!("phase: zedis up");
     let mut child = zedis()
         .args(["up", "--dir", sandbox_dir.to_str().unwrap(), "--groups", "2", "--replicas", "1"])
-        .args(["--zk-port", &zk_port.to_string(), "--redis-port", "0"])
+        .args(["--zk-port", &zk_port.to_string(), "--redis-port", "0", "--proxy-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -70,6 +70,29 @@ fn sandbox_comes_up_fails_over_and_stops_clean() {
     assert_eq!(s["epoch"], 1);
     assert_eq!(s["groups"][0]["master"], groups[0]["master"]["addr"]);
 
+    eprintln!("phase: the proxy routes cross-slot MSET/MGET/DEL over both groups");
+    let proxy = sandbox["proxy"]["addr"].as_str().expect("sandbox.json names the proxy").to_string();
+    let mut pc = redis::Client::open(format!("redis://{proxy}/"))
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let keys: Vec<String> = (0..50).map(|i| format!("key:{i}")).collect();
+    let mut mset = redis::cmd("MSET");
+    for k in &keys {
+        mset.arg(k).arg(format!("v-{k}"));
+    }
+    let _: () = mset.query(&mut pc).unwrap();
+    let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).arg("missing").query(&mut pc).unwrap();
+    assert_eq!(values.len(), 51);
+    for (k, v) in keys.iter().zip(&values) {
+        assert_eq!(v.as_deref(), Some(format!("v-{k}").as_str()));
+    }
+    assert_eq!(values[50], None);
+    let deleted: i64 = redis::cmd("DEL").arg(&keys[..10]).query(&mut pc).unwrap();
+    assert_eq!(deleted, 10);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut pc).unwrap();
+    assert_eq!(size, 40);
+
     eprintln!("phase: kill -9 of group 1's master gives a new writable master within 5 s");
     let old = groups[0]["master"]["addr"].as_str().unwrap().to_string();
     let replica = groups[0]["replicas"][0]["addr"].as_str().unwrap().to_string();
@@ -108,7 +131,7 @@ fn sandbox_comes_up_fails_over_and_stops_clean() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(code.success(), "zedis up exited with {code}");
-    for addr in redis_addrs.iter().filter(|a| **a != old).chain(std::iter::once(&zk)) {
+    for addr in redis_addrs.iter().filter(|a| **a != old).chain([&zk, &proxy]) {
         assert!(!listening(addr), "{addr} still listening after zedis up stopped");
     }
     let controllers = sandbox["controllers"].as_array().unwrap();
