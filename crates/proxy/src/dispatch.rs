@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 use zedis_resp::{Frame, Request};
 use zedis_topology::key_slot;
 
-use crate::backend::Reply;
+use crate::backend::{BackendError, Reply};
+use crate::fence::Fence;
 use crate::command_table::{self, AggregateKind, LocalKind, Policy, SplitKind};
 use crate::merge;
 use crate::state::ProxyState;
@@ -34,7 +35,7 @@ type BoxFuture = Pin<Box<dyn Future<Output = Bytes> + Send>>;
 /// A reply in the making, kept in request order.
 pub enum Pending {
     Ready(Bytes),
-    Backend(oneshot::Receiver<Reply>, Duration),
+    Backend(oneshot::Receiver<Reply>, Duration, Option<Box<Fence>>),
     Deferred(BoxFuture),
     /// Reply, then close the connection.
     Close(Bytes),
@@ -54,7 +55,15 @@ impl Pending {
         match self {
             Pending::Ready(b) => (b, false),
             Pending::Close(b) => (b, true),
-            Pending::Backend(rx, timeout) => (await_backend(rx, timeout).await, false),
+            Pending::Backend(rx, timeout, None) => (await_backend(rx, timeout).await, false),
+            Pending::Backend(rx, timeout, Some(fence)) => {
+                let reply = match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => Err(BackendError::Lost(fence.pool.addr().to_string())),
+                    Err(_) => return (error_bytes(&format!("ERR backend did not answer within {timeout:?}")), false),
+                };
+                (reply_bytes(fence.settle(reply, timeout).await), false)
+            }
             Pending::Deferred(f) => (f.await, false),
         }
     }
@@ -68,6 +77,13 @@ fn error_bytes(msg: &str) -> Bytes {
 
 fn error(msg: &str) -> Pending {
     Pending::Ready(error_bytes(msg))
+}
+
+fn reply_bytes(reply: Reply) -> Bytes {
+    match reply {
+        Ok(bytes) => bytes,
+        Err(e) => error_bytes(&format!("ERR {e}")),
+    }
 }
 
 async fn await_backend(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Bytes {
@@ -140,8 +156,17 @@ async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpe
     let Some(group) = group else {
         return error("CLUSTERDOWN Hash slot not served");
     };
-    let rx = group.master.send(req.into_raw()).await;
-    Pending::Backend(rx, timeout(state))
+    let raw = req.into_raw();
+    let fence = Fence {
+        state: state.clone(),
+        epoch: routes.epoch,
+        group: group.id,
+        pool: group.master.clone(),
+        write: spec.is_write(),
+        raw: raw.clone(),
+    };
+    let rx = group.master.send(raw).await;
+    Pending::Backend(rx, timeout(state), Some(Box::new(fence)))
 }
 
 /// Splits a multi-key command by group and merges the answers.
@@ -166,7 +191,7 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, req: Request) -> Pendin
     if by_group.len() == 1 {
         // One group: forward the client's own bytes.
         let rx = routes.groups[by_group[0].0].master.send(req.into_raw()).await;
-        return Pending::Backend(rx, timeout(state));
+        return Pending::Backend(rx, timeout(state), None);
     }
     let name = req.name().to_vec();
     let mut parts = Vec::with_capacity(by_group.len());
@@ -278,7 +303,7 @@ async fn any_group(state: &Arc<ProxyState>, req: Request) -> Pending {
         return error("CLUSTERDOWN no topology yet");
     };
     let rx = group.master.send(req.into_raw()).await;
-    Pending::Backend(rx, timeout(state))
+    Pending::Backend(rx, timeout(state), None)
 }
 
 async fn local(state: &Arc<ProxyState>, client: &mut ClientState, kind: LocalKind, req: Request) -> Pending {

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod command_table;
 pub mod dispatch;
+pub mod fence;
 pub mod follower;
 pub mod local;
 pub mod merge;

@@ -82,7 +82,7 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
             // The backends are Redis with the same command set: let one of them describe it.
             let routes = state.routes.load();
             match routes.groups.first() {
-                Some(g) => Pending::Backend(g.master.send(req.into_raw()).await, state.options.request_timeout),
+                Some(g) => Pending::Backend(g.master.send(req.into_raw()).await, state.options.request_timeout, None),
                 None => err("CLUSTERDOWN no topology yet"),
             }
         }

@@ -1,0 +1,96 @@
+//! Epoch fencing of replies: a write is never acknowledged from a server that is no longer its
+//! group's master in the current topology, and a read that raced a failover is tried once more
+//! on the new master. The decision is a pure function, tested with a table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::{Reply, ServerPool};
+use crate::state::ProxyState;
+
+/// What a request was sent against.
+pub struct Fence {
+    pub state: Arc<ProxyState>,
+    pub epoch: u64,
+    pub group: u32,
+    pub pool: Arc<ServerPool>,
+    pub write: bool,
+    /// The request, to send again (reads only).
+    pub raw: Bytes,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Deliver,
+    /// The master changed under a write: its outcome is unknown, so it is not acknowledged.
+    Refuse,
+    /// The master changed under a read (or the read failed as the master died): ask the new one.
+    Retry,
+}
+
+/// `same_master`: the group's master now is the server the request went to (false if the
+/// group is gone).
+pub fn verdict(sent_epoch: u64, now_epoch: u64, same_master: bool, write: bool, failed: bool) -> Verdict {
+    let moved = now_epoch != sent_epoch && !same_master;
+    match (moved, write, failed) {
+        (false, _, _) => Verdict::Deliver,
+        (true, true, false) => Verdict::Refuse,
+        (true, true, true) => Verdict::Deliver, // an error is never an acknowledgement
+        (true, false, _) => Verdict::Retry,
+    }
+}
+
+pub const REFUSED: &str =
+    "TRYAGAIN the group's master changed while the write was in flight; its outcome is unknown, retry it";
+
+impl Fence {
+    /// Applies the verdict to a reply that arrived (or failed).
+    pub async fn settle(self, reply: Reply, timeout: Duration) -> Reply {
+        let routes = self.state.routes.load();
+        let current = routes.groups.iter().find(|g| g.id == self.group);
+        let failed = reply.is_err();
+        let same = current.is_some_and(|g| Arc::ptr_eq(&g.master, &self.pool));
+        match verdict(self.epoch, routes.epoch, same, self.write, failed) {
+            Verdict::Deliver => reply,
+            Verdict::Refuse => Ok(error(REFUSED)),
+            Verdict::Retry => {
+                let Some(group) = current else { return reply };
+                let rx = group.master.send(self.raw).await;
+                match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(r)) => r,
+                    _ => reply,
+                }
+            }
+        }
+    }
+}
+
+fn error(msg: &str) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    zedis_resp::write_error(&mut out, msg);
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        type Case = (&'static str, u64, u64, bool, bool, bool, Verdict);
+        let table: &[Case] = &[
+            ("same epoch", 3, 3, true, true, false, Verdict::Deliver),
+            ("new epoch, same master (another group changed)", 3, 4, true, true, false, Verdict::Deliver),
+            ("write acknowledged by a deposed master", 3, 4, false, true, false, Verdict::Refuse),
+            ("write failed as the master died", 3, 4, false, true, true, Verdict::Deliver),
+            ("read from a deposed master", 3, 4, false, false, false, Verdict::Retry),
+            ("read failed, new master known", 3, 4, false, false, true, Verdict::Retry),
+            ("read failed, no new epoch yet", 3, 3, true, false, true, Verdict::Deliver),
+        ];
+        for (name, sent, now, same, write, failed, want) in table {
+            assert_eq!(verdict(*sent, *now, *same, *write, *failed), *want, "{name}");
+        }
+    }
+}
