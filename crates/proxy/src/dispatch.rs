@@ -12,8 +12,8 @@ use zedis_resp::{Frame, Request};
 use zedis_topology::key_slot;
 
 use crate::backend::{BackendError, Reply};
-use crate::fence::Fence;
 use crate::command_table::{self, AggregateKind, LocalKind, Policy, SplitKind};
+use crate::fence::Fence;
 use crate::merge;
 use crate::state::ProxyState;
 
@@ -22,11 +22,15 @@ pub struct ClientState {
     pub id: u64,
     pub peer: String,
     pub name: Option<Bytes>,
+    /// Inside MULTI: the queued commands.
+    pub tx: Option<crate::tx::TxState>,
+    /// The connection holding this client's WATCH.
+    pub pinned: Option<crate::tx::Pinned>,
 }
 
 impl ClientState {
     pub fn new(id: u64, peer: String) -> ClientState {
-        ClientState { id, peer, name: None }
+        ClientState { id, peer, name: None, tx: None, pinned: None }
     }
 }
 
@@ -112,12 +116,24 @@ pub async fn dispatch(state: &Arc<ProxyState>, client: &mut ClientState, req: Re
     state.metrics.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let spec = match command_table::resolve(&req) {
         Ok(spec) => spec,
-        Err(e) => return error(&e.to_string()),
+        Err(e) => {
+            crate::tx::mark_dirty(client);
+            return error(&e.to_string());
+        }
     };
     if let Err(e) = command_table::check_arity(spec, req.len()) {
+        crate::tx::mark_dirty(client);
         return error(&e.to_string());
     }
-    match command_table::policy(spec, &req) {
+    let policy = command_table::policy(spec, &req);
+    if let Policy::Transaction(kind) = policy {
+        return crate::tx::command(state, client, kind, spec, req).await;
+    }
+    if client.tx.is_some() {
+        return crate::tx::queue(client, spec, policy, req);
+    }
+    match policy {
+        Policy::Blocking => blocking(state, spec, req),
         Policy::Keyed => keyed(state, spec, req).await,
         Policy::Split(kind) => split(state, kind, req).await,
         Policy::AllGroups(kind) => all_groups(state, kind, req).await,
@@ -293,6 +309,41 @@ async fn scan(state: &Arc<ProxyState>, req: Request) -> Pending {
             return error_bytes("ERR backend cursor too large for the proxy");
         };
         merge::encode(&Frame::Array(vec![Frame::bulk(Bytes::from(cursor.to_string())), keys.clone()]))
+    }))
+}
+
+/// A blocking command on a connection of its own, so it stalls no one else; the connection
+/// closes with the reply (or when the client goes away).
+fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, req: Request) -> Pending {
+    let keys = match command_table::keys(spec, &req) {
+        Ok(k) => k,
+        Err(e) => return error(&e.to_string()),
+    };
+    let mut slot = None;
+    for i in keys.iter().copied() {
+        let s = key_slot(req.arg(i).unwrap_or_default());
+        match slot {
+            Some(prev) if prev != s => return error(command_table::CROSSSLOT),
+            _ => slot = Some(s),
+        }
+    }
+    let routes = state.routes.load();
+    let group = match slot {
+        Some(s) => routes.group_for(s),
+        None => routes.groups.first(),
+    };
+    let Some(group) = group else {
+        return error("CLUSTERDOWN Hash slot not served");
+    };
+    let addr = group.master.addr().to_string();
+    let (connect_timeout, limits) = (state.options.backend.connect_timeout, state.options.limits.clone());
+    let raw = req.into_raw();
+    Pending::Deferred(Box::pin(async move {
+        let result = async {
+            let mut conn = crate::dedicated::Dedicated::connect(&addr, connect_timeout, limits).await?;
+            conn.roundtrip(&raw).await
+        };
+        reply_bytes(result.await)
     }))
 }
 

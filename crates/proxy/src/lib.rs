@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod command_table;
+pub mod dedicated;
 pub mod dispatch;
 pub mod fence;
 pub mod follower;
@@ -17,6 +18,7 @@ pub mod route_table;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod tx;
 
 pub use options::ProxyOptions;
 pub use state::ProxyState;

@@ -52,9 +52,13 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
     let mut client = ClientState::new(id, peer);
     let mut decoder = RequestDecoder::new(state.options.limits.clone());
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut client_gone = false;
     'read: loop {
         match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => {
+                client_gone = true;
+                break;
+            }
             Ok(_) => {}
         }
         loop {
@@ -82,6 +86,11 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
         }
     }
     drop(tx);
+    if client_gone {
+        // As Redis does: a client that hung up gets no more replies, and whatever it was
+        // waiting on (a BLPOP with no timeout) is dropped, closing its backend connection.
+        writer.abort();
+    }
     let _ = writer.await;
     state.metrics.client_closed();
 }

@@ -1,0 +1,70 @@
+//! A connection to one server owned by one client for a while: blocking commands and
+//! transactions cannot share the multiplexed pipelines (a blocked BLPOP would stall everyone;
+//! WATCH/MULTI state lives on the connection).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use zedis_resp::{Limits, ReplyScanner};
+
+use crate::backend::BackendError;
+
+pub struct Dedicated {
+    addr: String,
+    stream: TcpStream,
+    buf: BytesMut,
+    scanner: ReplyScanner,
+}
+
+impl Dedicated {
+    pub async fn connect(addr: &str, timeout: Duration, limits: Limits) -> Result<Dedicated, BackendError> {
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(BackendError::Connect(addr.to_string(), e.to_string())),
+            Err(_) => return Err(BackendError::Connect(addr.to_string(), format!("timed out after {timeout:?}"))),
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(Dedicated {
+            addr: addr.to_string(),
+            stream,
+            buf: BytesMut::with_capacity(4096),
+            scanner: ReplyScanner::new(limits),
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+        self.stream.write_all(bytes).await.map_err(|_| BackendError::Lost(self.addr.clone()))
+    }
+
+    /// Reads the next complete reply.
+    ///
+    /// # Cancellation safety
+    /// Not safe: dropping it mid-reply leaves the connection unusable (drop the connection too).
+    pub async fn read_reply(&mut self) -> Result<Bytes, BackendError> {
+        loop {
+            match self.scanner.scan(&self.buf) {
+                Ok(Some(n)) => return Ok(self.buf.split_to(n).freeze()),
+                Ok(None) => {}
+                Err(e) => return Err(BackendError::Protocol(self.addr.clone(), e.to_string())),
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(16 * 1024);
+            }
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return Err(BackendError::Lost(self.addr.clone())),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    pub async fn roundtrip(&mut self, bytes: &[u8]) -> Result<Bytes, BackendError> {
+        self.send(bytes).await?;
+        self.read_reply().await
+    }
+}

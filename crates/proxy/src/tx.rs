@@ -1,0 +1,217 @@
+//! Transactions through the proxy: commands after MULTI are checked and queued here (all keys
+//! must share one slot, as in Redis Cluster), and EXEC sends MULTI, the queue and EXEC to that
+//! slot's master on a dedicated connection. WATCH pins a dedicated connection to the watched
+//! slot's master, which the EXEC then uses.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Mutex;
+use zedis_resp::{Frame, Request};
+use zedis_topology::{key_slot, Slot};
+
+use crate::command_table::{self, CommandSpec, LocalKind, Policy, TxKind};
+use crate::dedicated::Dedicated;
+use crate::dispatch::{ClientState, Pending};
+use crate::merge;
+use crate::state::ProxyState;
+
+/// Commands queued since MULTI.
+#[derive(Default)]
+pub struct TxState {
+    queued: Vec<Bytes>,
+    slot: Option<Slot>,
+    dirty: bool,
+}
+
+/// The connection a WATCH is held on.
+pub struct Pinned {
+    slot: Slot,
+    addr: String,
+    conn: Arc<Mutex<Option<Dedicated>>>,
+}
+
+fn ready(frame: Frame) -> Pending {
+    Pending::Ready(merge::encode(&frame))
+}
+
+fn err(msg: &str) -> Pending {
+    ready(Frame::error(msg))
+}
+
+/// The single slot of `keys` of `req`, checked against an earlier slot.
+fn one_slot(req: &Request, keys: &[usize], earlier: Option<Slot>) -> Result<Option<Slot>, &'static str> {
+    let mut slot = earlier;
+    for i in keys {
+        let s = key_slot(req.arg(*i).unwrap_or_default());
+        match slot {
+            Some(prev) if prev != s => return Err(command_table::CROSSSLOT),
+            _ => slot = Some(s),
+        }
+    }
+    Ok(slot)
+}
+
+pub fn mark_dirty(client: &mut ClientState) {
+    if let Some(tx) = client.tx.as_mut() {
+        tx.dirty = true;
+    }
+}
+
+/// A command inside MULTI: check it and queue it.
+pub fn queue(client: &mut ClientState, spec: &'static CommandSpec, policy: Policy, req: Request) -> Pending {
+    let queueable = match policy {
+        Policy::Keyed | Policy::Blocking | Policy::Split(_) | Policy::AnyGroup => true,
+        Policy::Local(LocalKind::Ping | LocalKind::Echo) => true,
+        _ => false,
+    };
+    if !queueable {
+        mark_dirty(client);
+        return err(&format!("ERR '{}' cannot be used inside MULTI through the zedis proxy", spec.name));
+    }
+    let keys = match command_table::keys(spec, &req) {
+        Ok(k) => k,
+        Err(e) => {
+            mark_dirty(client);
+            return err(&e.to_string());
+        }
+    };
+    let earlier = client.tx.as_ref().and_then(|t| t.slot).or(client.pinned.as_ref().map(|p| p.slot));
+    match one_slot(&req, &keys, earlier) {
+        Ok(slot) => {
+            if let Some(tx) = client.tx.as_mut() {
+                tx.slot = slot;
+                tx.queued.push(req.into_raw());
+            }
+            ready(Frame::simple("QUEUED"))
+        }
+        Err(e) => {
+            mark_dirty(client);
+            err(e)
+        }
+    }
+}
+
+pub async fn command(
+    state: &Arc<ProxyState>,
+    client: &mut ClientState,
+    kind: TxKind,
+    spec: &'static CommandSpec,
+    req: Request,
+) -> Pending {
+    match kind {
+        TxKind::Multi => {
+            if client.tx.is_some() {
+                return err("ERR MULTI calls can not be nested");
+            }
+            client.tx = Some(TxState::default());
+            ready(Frame::ok())
+        }
+        TxKind::Discard => match client.tx.take() {
+            None => err("ERR DISCARD without MULTI"),
+            Some(_) => {
+                // DISCARD also drops the WATCH, as in Redis: closing its connection does that.
+                client.pinned = None;
+                ready(Frame::ok())
+            }
+        },
+        TxKind::Watch => {
+            if client.tx.is_some() {
+                return err("ERR WATCH inside MULTI is not allowed");
+            }
+            let keys = match command_table::keys(spec, &req) {
+                Ok(k) => k,
+                Err(e) => return err(&e.to_string()),
+            };
+            let slot = match one_slot(&req, &keys, client.pinned.as_ref().map(|p| p.slot)) {
+                Ok(Some(s)) => s,
+                Ok(None) => return err("ERR wrong number of arguments for 'watch' command"),
+                Err(e) => return err(e),
+            };
+            if client.pinned.is_none() {
+                let routes = state.routes.load();
+                let Some(group) = routes.group_for(slot) else { return err("CLUSTERDOWN Hash slot not served") };
+                client.pinned =
+                    Some(Pinned { slot, addr: group.master.addr().to_string(), conn: Arc::new(Mutex::new(None)) });
+            }
+            let Some(pinned) = client.pinned.as_ref() else { return err("ERR internal: no pinned connection") };
+            let (conn, addr) = (pinned.conn.clone(), pinned.addr.clone());
+            let raw = req.into_raw();
+            let state = state.clone();
+            Pending::Deferred(Box::pin(async move {
+                let mut guard = conn.lock().await;
+                roundtrip(&state, &mut guard, &addr, &[raw]).await
+            }))
+        }
+        TxKind::Unwatch => {
+            if client.tx.is_some() {
+                return queue(client, spec, Policy::AnyGroup, req);
+            }
+            client.pinned = None;
+            ready(Frame::ok())
+        }
+        TxKind::Exec => {
+            let Some(tx) = client.tx.take() else { return err("ERR EXEC without MULTI") };
+            let pinned = client.pinned.take();
+            if tx.dirty {
+                return err("EXECABORT Transaction discarded because of previous errors.");
+            }
+            let (conn, addr) = match pinned {
+                Some(p) => (p.conn, p.addr),
+                None => {
+                    let routes = state.routes.load();
+                    let group = match tx.slot {
+                        Some(s) => routes.group_for(s),
+                        None => routes.groups.first(),
+                    };
+                    let Some(group) = group else { return err("CLUSTERDOWN Hash slot not served") };
+                    (Arc::new(Mutex::new(None)), group.master.addr().to_string())
+                }
+            };
+            let mut batch = Vec::with_capacity(tx.queued.len() + 2);
+            batch.push(Request::from_args(["MULTI"]).into_raw());
+            batch.extend(tx.queued);
+            batch.push(req.into_raw());
+            let state = state.clone();
+            Pending::Deferred(Box::pin(async move {
+                let mut guard = conn.lock().await;
+                roundtrip(&state, &mut guard, &addr, &batch).await
+            }))
+        }
+    }
+}
+
+/// Sends `batch` on the (lazily opened) dedicated connection and returns the last reply;
+/// the earlier ones (MULTI's OK, the QUEUED) were answered by the proxy already.
+async fn roundtrip(state: &ProxyState, slot: &mut Option<Dedicated>, addr: &str, batch: &[Bytes]) -> Bytes {
+    if slot.is_none() {
+        match Dedicated::connect(addr, state.options.backend.connect_timeout, state.options.limits.clone()).await {
+            Ok(c) => *slot = Some(c),
+            Err(e) => return merge::encode(&Frame::error(&format!("ERR {e}"))),
+        }
+    }
+    let Some(conn) = slot.as_mut() else { return merge::encode(&Frame::error("ERR internal: no connection")) };
+    let mut out = bytes::BytesMut::new();
+    for b in batch {
+        out.extend_from_slice(b);
+    }
+    let result = async {
+        conn.send(&out).await?;
+        let mut last = Bytes::new();
+        for _ in batch {
+            last = conn.read_reply().await?;
+        }
+        Ok::<Bytes, crate::backend::BackendError>(last)
+    };
+    match tokio::time::timeout(state.options.request_timeout, result).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            *slot = None;
+            merge::encode(&Frame::error(&format!("ERR {e}")))
+        }
+        Err(_) => {
+            *slot = None;
+            merge::encode(&Frame::error("ERR backend did not answer in time"))
+        }
+    }
+}
