@@ -60,11 +60,14 @@ pub fn mark_dirty(client: &mut ClientState) {
 
 /// A command inside MULTI: check it and queue it.
 pub fn queue(client: &mut ClientState, spec: &'static CommandSpec, policy: Policy, req: Request) -> Pending {
-    let queueable = match policy {
-        Policy::Keyed | Policy::Blocking | Policy::Split(_) | Policy::AnyGroup => true,
-        Policy::Local(LocalKind::Ping | LocalKind::Echo) => true,
-        _ => false,
-    };
+    let queueable = matches!(
+        policy,
+        Policy::Keyed
+            | Policy::Blocking
+            | Policy::Split(_)
+            | Policy::AnyGroup
+            | Policy::Local(LocalKind::Ping | LocalKind::Echo)
+    );
     if !queueable {
         mark_dirty(client);
         return err(&format!("ERR '{}' cannot be used inside MULTI through the zedis proxy", spec.name));
