@@ -26,11 +26,19 @@ pub struct ClientState {
     pub tx: Option<crate::tx::TxState>,
     /// The connection holding this client's WATCH.
     pub pinned: Option<crate::tx::Pinned>,
+    /// Subscriptions, while the client has any.
+    pub subs: Option<crate::pubsub::SubState>,
+    /// Where subscription messages go: this client's writer.
+    pub push: tokio::sync::mpsc::Sender<crate::pubsub::Push>,
 }
 
 impl ClientState {
-    pub fn new(id: u64, peer: String) -> ClientState {
-        ClientState { id, peer, name: None, tx: None, pinned: None }
+    pub fn new(id: u64, peer: String, push: tokio::sync::mpsc::Sender<crate::pubsub::Push>) -> ClientState {
+        ClientState { id, peer, name: None, tx: None, pinned: None, subs: None, push }
+    }
+
+    pub fn subscribed(&self) -> bool {
+        self.subs.as_ref().is_some_and(|s| s.is_active())
     }
 }
 
@@ -126,6 +134,17 @@ pub async fn dispatch(state: &Arc<ProxyState>, client: &mut ClientState, req: Re
         return error(&e.to_string());
     }
     let policy = command_table::policy(spec, &req);
+    if client.subscribed() {
+        if !crate::pubsub::allowed_while_subscribed(policy) {
+            return error(&format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ));
+        }
+        if let Policy::Local(command_table::LocalKind::Ping) = policy {
+            return crate::pubsub::subscribed_ping(&req);
+        }
+    }
     if let Policy::Transaction(kind) = policy {
         return crate::tx::command(state, client, kind, spec, req).await;
     }
@@ -134,6 +153,7 @@ pub async fn dispatch(state: &Arc<ProxyState>, client: &mut ClientState, req: Re
     }
     match policy {
         Policy::Blocking => blocking(state, spec, req),
+        Policy::PubSub(kind) => crate::pubsub::command(state, client, kind, req).await,
         Policy::Keyed => keyed(state, spec, req).await,
         Policy::Split(kind) => split(state, kind, req).await,
         Policy::AllGroups(kind) => all_groups(state, kind, req).await,

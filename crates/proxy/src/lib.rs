@@ -14,6 +14,7 @@ pub mod follower;
 pub mod local;
 pub mod merge;
 pub mod options;
+pub mod pubsub;
 pub mod route_table;
 pub mod server;
 pub mod session;

@@ -51,6 +51,9 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
         LocalKind::ReadOnly | LocalKind::ReadWrite => ready(Frame::ok()),
         LocalKind::Reset => {
             client.name = None;
+            client.tx = None;
+            client.pinned = None;
+            client.subs = None;
             ready(Frame::simple("RESET"))
         }
         LocalKind::Auth => err(

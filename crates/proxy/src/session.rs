@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use zedis_resp::{ProtocolError, RequestDecoder};
 
 use crate::dispatch::{dispatch, ClientState, Pending};
+use crate::pubsub::Push;
 use crate::state::ProxyState;
 
 pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
@@ -18,9 +19,45 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Pending>(state.options.max_pipeline.max(1));
+    let (push_tx, mut push_rx) = mpsc::channel::<Push>(1024);
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::with_capacity(16 * 1024);
-        while let Some(first) = rx.recv().await {
+        let mut push_open = true;
+        loop {
+            let first = tokio::select! {
+                biased;
+                p = rx.recv() => match p {
+                    Some(p) => p,
+                    None => return,
+                },
+                m = push_rx.recv(), if push_open => {
+                    // Subscription messages, between replies (never inside one).
+                    match m {
+                        Some(Push::Message(bytes)) => {
+                            out.extend_from_slice(&bytes);
+                            while out.len() < 64 * 1024 {
+                                match push_rx.try_recv() {
+                                    Ok(Push::Message(b)) => out.extend_from_slice(&b),
+                                    _ => break,
+                                }
+                            }
+                            if wr.write_all(&out).await.is_err() {
+                                return;
+                            }
+                            out.clear();
+                            continue;
+                        }
+                        Some(Push::Close) => {
+                            let _ = wr.shutdown().await;
+                            return;
+                        }
+                        None => {
+                            push_open = false;
+                            continue;
+                        }
+                    }
+                }
+            };
             let mut close = false;
             let mut next = Some(first);
             // Gather every reply that is already due, then write them in one go.
@@ -49,7 +86,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
         }
     });
 
-    let mut client = ClientState::new(id, peer);
+    let mut client = ClientState::new(id, peer, push_tx);
     let mut decoder = RequestDecoder::new(state.options.limits.clone());
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut client_gone = false;
