@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use zedis_proxy::options::Durability;
 use zedis_proxy::{ProxyOptions, ProxyState};
 
 use crate::common::Global;
@@ -23,9 +24,25 @@ pub struct ProxyArgs {
     /// Milliseconds a request may wait for its backend.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub request_timeout_ms: u64,
+    /// When a write is acknowledged: `async` (when the master has it, as Redis) or
+    /// `replicated` (only after WAIT confirms a replica has it; else an error).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Async)]
+    pub durability: DurabilityArg,
+    /// Replicas that must confirm a write in `replicated` mode.
+    #[arg(long, default_value_t = 1)]
+    pub wait_replicas: u32,
+    /// Milliseconds to wait for replicas in `replicated` mode.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub wait_timeout_ms: u64,
     /// Unique id of this proxy (default: proxy-<pid>).
     #[arg(long)]
     pub id: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurabilityArg {
+    Async,
+    Replicated,
 }
 
 pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
@@ -34,6 +51,12 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
     options.max_pipeline = args.max_pipeline.max(1);
     options.backend.connections = args.backend_connections.max(1);
     options.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    if args.durability == DurabilityArg::Replicated {
+        options.durability = Durability::Replicated {
+            replicas: args.wait_replicas.max(1),
+            timeout: Duration::from_millis(args.wait_timeout_ms.max(1)),
+        };
+    }
     if let Some(id) = args.id {
         options.id = id;
     }

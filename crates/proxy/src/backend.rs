@@ -165,39 +165,68 @@ impl ServerPool {
 
     /// Queues `request` (complete RESP bytes) and returns where its reply will arrive.
     pub async fn send(&self, request: Bytes) -> oneshot::Receiver<Reply> {
-        let (tx, rx) = oneshot::channel();
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        let jobs = {
-            let mut slot = self.conns[i].lock().await;
-            let usable = slot.as_ref().is_some_and(|c| c.alive.load(Ordering::SeqCst));
-            if !usable {
-                *slot = None;
-                let backoff = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-                if backoff.is_some_and(|t| std::time::Instant::now() < t) {
-                    let _ = tx.send(Err(BackendError::Connect(self.addr.clone(), "recently failed".into())));
-                    return rx;
-                }
-                match Conn::open(&self.addr, self.options.connect_timeout, self.options.limits.clone()).await {
-                    Ok(c) => *slot = Some(c),
-                    Err(e) => {
-                        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(std::time::Instant::now() + Duration::from_millis(100));
-                        let _ = tx.send(Err(e));
-                        return rx;
-                    }
-                }
+        let mut rxs = self.send_all(vec![request]).await;
+        match rxs.pop() {
+            Some(rx) => rx,
+            None => {
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(Err(BackendError::Lost(self.addr.clone())));
+                rx
             }
-            match slot.as_ref() {
-                Some(c) => c.jobs.clone(),
-                None => {
-                    let _ = tx.send(Err(BackendError::Lost(self.addr.clone())));
-                    return rx;
-                }
-            }
-        };
-        if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
-            let _ = job.reply.send(Err(BackendError::Lost(self.addr.clone())));
         }
-        rx
+    }
+
+    /// Queues `requests` on one connection, in order (a `WAIT` after a write must follow it on
+    /// the same connection to cover it).
+    pub async fn send_all(&self, requests: Vec<Bytes>) -> Vec<oneshot::Receiver<Reply>> {
+        let mut out = Vec::with_capacity(requests.len());
+        let Some(jobs) = self.connection().await else {
+            for _ in requests {
+                let (tx, rx) = oneshot::channel();
+                let _ = tx.send(Err(self.last_error()));
+                out.push(rx);
+            }
+            return out;
+        };
+        for request in requests {
+            let (tx, rx) = oneshot::channel();
+            if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
+                let _ = job.reply.send(Err(BackendError::Lost(self.addr.clone())));
+            }
+            out.push(rx);
+        }
+        out
+    }
+
+    fn last_error(&self) -> BackendError {
+        BackendError::Connect(self.addr.clone(), "connection failed".into())
+    }
+
+    /// A live connection's queue, connecting if needed; None while the server is unreachable.
+    async fn connection(&self) -> Option<mpsc::Sender<Job>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let mut slot = self.conns[i].lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
+            return Some(c.jobs.clone());
+        }
+        *slot = None;
+        let backoff = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        if backoff.is_some_and(|t| std::time::Instant::now() < t) {
+            return None;
+        }
+        match Conn::open(&self.addr, self.options.connect_timeout, self.options.limits.clone()).await {
+            Ok(c) => {
+                let jobs = c.jobs.clone();
+                *slot = Some(c);
+                Some(jobs)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "backend connect failed");
+                // Fail fast for a moment instead of making every request wait on a dead server.
+                *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(std::time::Instant::now() + Duration::from_millis(100));
+                None
+            }
+        }
     }
 }

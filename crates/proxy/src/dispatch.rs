@@ -15,6 +15,7 @@ use crate::backend::{BackendError, Reply};
 use crate::command_table::{self, AggregateKind, LocalKind, Policy, SplitKind};
 use crate::fence::Fence;
 use crate::merge;
+use crate::options::Durability;
 use crate::state::ProxyState;
 
 /// Per-connection state the proxy keeps for a client.
@@ -155,7 +156,7 @@ pub async fn dispatch(state: &Arc<ProxyState>, client: &mut ClientState, req: Re
         Policy::Blocking => blocking(state, spec, req),
         Policy::PubSub(kind) => crate::pubsub::command(state, client, kind, req).await,
         Policy::Keyed => keyed(state, spec, req).await,
-        Policy::Split(kind) => split(state, kind, req).await,
+        Policy::Split(kind) => split(state, kind, spec.is_write(), req).await,
         Policy::AllGroups(kind) => all_groups(state, kind, req).await,
         Policy::AnyGroup => any_group(state, req).await,
         Policy::Local(kind) => local(state, client, kind, req).await,
@@ -201,12 +202,44 @@ async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpe
         write: spec.is_write(),
         raw: raw.clone(),
     };
+    if let (Durability::Replicated { replicas, timeout: wait }, true) = (state.options.durability, spec.is_write()) {
+        let wait_req = Request::from_args([
+            b"WAIT".to_vec(),
+            replicas.to_string().into_bytes(),
+            wait.as_millis().to_string().into_bytes(),
+        ]);
+        let mut rxs = group.master.send_all(vec![raw, wait_req.into_raw()]).await.into_iter();
+        let (Some(write_rx), Some(wait_rx)) = (rxs.next(), rxs.next()) else {
+            return error("ERR internal: no reply slots");
+        };
+        let t = timeout(state) + wait;
+        return Pending::Deferred(Box::pin(async move {
+            let reply = match tokio::time::timeout(t, write_rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err(BackendError::Lost(fence.pool.addr().to_string())),
+                Err(_) => return error_bytes("ERR backend did not answer in time"),
+            };
+            let reply = fence.settle(reply, t).await;
+            let confirmed = match tokio::time::timeout(t, wait_rx).await {
+                Ok(Ok(Ok(b))) => Frame::parse(&b).ok().flatten().and_then(|(f, _)| f.as_integer()).unwrap_or(0),
+                _ => 0,
+            };
+            match reply {
+                Ok(bytes) if bytes.first() == Some(&b'-') => bytes,
+                Ok(_) if confirmed >= i64::from(replicas) => reply_bytes(reply),
+                Ok(_) => error_bytes(&format!(
+                    "NOREPLICAS the write reached the master but {confirmed} of {replicas} replicas confirmed it within {wait:?}; it may not survive a failover"
+                )),
+                Err(e) => error_bytes(&format!("ERR {e}")),
+            }
+        }));
+    }
     let rx = group.master.send(raw).await;
     Pending::Backend(rx, timeout(state), Some(Box::new(fence)))
 }
 
 /// Splits a multi-key command by group and merges the answers.
-async fn split(state: &Arc<ProxyState>, kind: SplitKind, req: Request) -> Pending {
+async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, req: Request) -> Pending {
     let routes = state.routes.load();
     let step = if matches!(kind, SplitKind::MSet) { 2 } else { 1 };
     let args = req.len() - 1;
@@ -224,13 +257,18 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, req: Request) -> Pendin
             None => by_group.push((g, vec![n])),
         }
     }
-    if by_group.len() == 1 {
+    let replicated = match state.options.durability {
+        Durability::Replicated { replicas, timeout } if write => Some((replicas, timeout)),
+        _ => None,
+    };
+    if by_group.len() == 1 && replicated.is_none() {
         // One group: forward the client's own bytes.
         let rx = routes.groups[by_group[0].0].master.send(req.into_raw()).await;
         return Pending::Backend(rx, timeout(state), None);
     }
     let name = req.name().to_vec();
     let mut parts = Vec::with_capacity(by_group.len());
+    let mut waits = Vec::with_capacity(by_group.len());
     for (g, positions) in by_group {
         let mut sub: Vec<&[u8]> = Vec::with_capacity(1 + positions.len() * step);
         sub.push(&name);
@@ -240,15 +278,50 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, req: Request) -> Pendin
                 sub.push(req.arg(j).unwrap_or_default());
             }
         }
-        let rx = routes.groups[g].master.send(Request::from_args(sub).into_raw()).await;
+        let sub = Request::from_args(sub).into_raw();
+        let (rx, wait_rx) = match replicated {
+            Some((replicas, wait)) => {
+                let wait_req = Request::from_args([
+                    b"WAIT".to_vec(),
+                    replicas.to_string().into_bytes(),
+                    wait.as_millis().to_string().into_bytes(),
+                ]);
+                let mut rxs = routes.groups[g].master.send_all(vec![sub, wait_req.into_raw()]).await.into_iter();
+                match (rxs.next(), rxs.next()) {
+                    (Some(a), Some(b)) => (a, Some(b)),
+                    _ => return error("ERR internal: no reply slots"),
+                }
+            }
+            None => (routes.groups[g].master.send(sub).await, None),
+        };
         parts.push((positions, rx));
+        waits.push(wait_rx);
     }
-    let t = timeout(state);
+    let t = timeout(state) + replicated.map(|r| r.1).unwrap_or_default();
     let total = args / step;
     Pending::Deferred(Box::pin(async move {
         let mut frames = Vec::with_capacity(parts.len());
         for (positions, rx) in parts {
             frames.push((positions, backend_frame(rx, t).await));
+        }
+        let mut confirmed = i64::MAX;
+        for w in waits.into_iter().flatten() {
+            let n = match tokio::time::timeout(t, w).await {
+                Ok(Ok(Ok(b))) => Frame::parse(&b).ok().flatten().and_then(|(f, _)| f.as_integer()).unwrap_or(0),
+                _ => 0,
+            };
+            confirmed = confirmed.min(n);
+        }
+        if let Some((replicas, wait)) = replicated {
+            let failed = frames.iter().find(|(_, f)| f.is_error()).map(|(_, f)| f.clone());
+            if let Some(e) = failed {
+                return merge::encode(&e);
+            }
+            if confirmed < i64::from(replicas) {
+                return error_bytes(&format!(
+                    "NOREPLICAS the write reached the masters but only {confirmed} of {replicas} replicas confirmed it within {wait:?}; it may not survive a failover"
+                ));
+            }
         }
         let merged = match kind {
             SplitKind::MGet => merge::mget(total, &frames),

@@ -6,8 +6,20 @@ use zedis_resp::Limits;
 
 use crate::backend::BackendOptions;
 
+/// When a write is acknowledged to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// As Redis: once the master has it.
+    Async,
+    /// Once `WAIT` confirms `replicas` replicas have it, within `timeout`; else the client gets
+    /// an error (the write may or may not survive a failover). With the controller promoting
+    /// the replica with the greatest offset, an acknowledged write survives one failover.
+    Replicated { replicas: u32, timeout: Duration },
+}
+
 #[derive(Clone, Debug)]
 pub struct ProxyOptions {
+    pub durability: Durability,
     /// Address to listen on, e.g. `127.0.0.1:6380`.
     pub listen: String,
     /// Most clients at once; more are refused with an error.
@@ -25,6 +37,7 @@ pub struct ProxyOptions {
 impl Default for ProxyOptions {
     fn default() -> Self {
         ProxyOptions {
+            durability: Durability::Async,
             listen: "127.0.0.1:6380".into(),
             max_clients: 10_000,
             max_pipeline: 1024,
