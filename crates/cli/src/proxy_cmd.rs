@@ -34,6 +34,9 @@ pub struct ProxyArgs {
     /// Milliseconds to wait for replicas in `replicated` mode.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub wait_timeout_ms: u64,
+    /// Address for the HTTP endpoint with `/metrics` (Prometheus) and `/healthz`; off if unset.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Unique id of this proxy (default: proxy-<pid>).
     #[arg(long)]
     pub id: Option<String>,
@@ -71,6 +74,10 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(listen = %args.listen, cluster = %global.cluster, "proxy starting");
+    if let Some(addr) = &args.metrics_listen {
+        let http = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        tokio::spawn(zedis_proxy::http::serve(state.clone(), http, stop_rx.clone()));
+    }
     let follower =
         tokio::spawn(zedis_proxy::follower::follow(state.clone(), global.zk_options(), paths, stop_rx.clone()));
     zedis_proxy::server::run(state, listener, stop_rx).await;

@@ -43,7 +43,7 @@ pub struct UpArgs {
     /// Port of the proxy; 0 picks a free port.
     #[arg(long, default_value_t = 6380)]
     pub proxy_port: u16,
-    /// Port of the admin HTTP API (started once it exists).
+    /// Port of the HTTP endpoint (`/metrics`, `/healthz`); 0 picks a free port.
     #[arg(long, default_value_t = 8380)]
     pub admin_port: u16,
     /// Give up if the sandbox is not ready within this many seconds.
@@ -87,8 +87,8 @@ fn spawn_controller(global: &Global, zk: &str, dir: &Path, n: usize) -> Result<C
     spawn_role(global, zk, dir, id, &["controller"])
 }
 
-fn spawn_proxy(global: &Global, zk: &str, dir: &Path, listen: &str) -> Result<Controller> {
-    spawn_role(global, zk, dir, "proxy-1".to_string(), &["proxy", "--listen", listen])
+fn spawn_proxy(global: &Global, zk: &str, dir: &Path, listen: &str, metrics: &str) -> Result<Controller> {
+    spawn_role(global, zk, dir, "proxy-1".to_string(), &["proxy", "--listen", listen, "--metrics-listen", metrics])
 }
 
 /// Starts `zedis <role args> --id ID` as a child, logging to `DIR/ID.log`.
@@ -196,6 +196,10 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
     if !port_free(proxy_port) {
         bail!("port {proxy_port} is in use; pass another --proxy-port (or 0 for a free port)");
     }
+    let admin_port = if args.admin_port == 0 { zedis_testkit::free_port()? } else { args.admin_port };
+    if !port_free(admin_port) {
+        bail!("port {admin_port} is in use; pass another --admin-port (or 0 for a free port)");
+    }
     if !port_free(args.zk_port) {
         bail!("port {} is in use; pass --zk-port (and --zk for later commands)", args.zk_port);
     }
@@ -266,7 +270,8 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
 
     let proxy_addr = format!("127.0.0.1:{proxy_port}");
     eprintln!("starting the proxy on {proxy_addr} ...");
-    controllers.push(spawn_proxy(global, &zk_addr, &dir, &proxy_addr)?);
+    let admin_addr = format!("127.0.0.1:{admin_port}");
+    controllers.push(spawn_proxy(global, &zk_addr, &dir, &proxy_addr, &admin_addr)?);
 
     let result = (|| -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(args.ready_timeout);
@@ -321,10 +326,10 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
             "groups": groups,
             "controllers": controllers.iter().filter(|c| c.id.starts_with("ctl-")).map(|c| json!({ "id": c.id, "pid": c.child.id(), "log": c.log })).collect::<Vec<_>>(),
             "proxy": controllers.iter().find(|c| c.id.starts_with("proxy-")).map(|c| json!({ "addr": proxy_addr, "pid": c.child.id(), "log": c.log })),
-            "admin": serde_json::Value::Null,
-            "requested_ports": { "admin": args.admin_port },
+            "admin": { "addr": admin_addr, "metrics": format!("http://{admin_addr}/metrics") },
         });
         fs::write(dir.join("sandbox.json"), serde_json::to_vec_pretty(&sandbox)?)?;
+        println!("  {:<12} {:<22}", "metrics", format!("http://{admin_addr}/metrics"));
         println!("try: zedis --zk {zk_addr} status    redis-cli -p {proxy_port}");
         println!("zedis sandbox ready");
         while !stop.load(Ordering::SeqCst) {

@@ -15,6 +15,16 @@ fn listening(addr: &str) -> bool {
     TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_ok()
 }
 
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: zedis\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn status(zk: &str) -> serde_json::Value {
     let out = zedis().args(["--zk", zk, "status", "--json"]).output().unwrap();
     assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -30,7 +40,7 @@ fn sandbox_comes_up_fails_over_and_stops_clean() {
     eprintln!("phase: zedis up");
     let mut child = zedis()
         .args(["up", "--dir", sandbox_dir.to_str().unwrap(), "--groups", "2", "--replicas", "1"])
-        .args(["--zk-port", &zk_port.to_string(), "--redis-port", "0", "--proxy-port", "0"])
+        .args(["--zk-port", &zk_port.to_string(), "--redis-port", "0", "--proxy-port", "0", "--admin-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -92,6 +102,20 @@ fn sandbox_comes_up_fails_over_and_stops_clean() {
     assert_eq!(deleted, 10);
     let size: i64 = redis::cmd("DBSIZE").query(&mut pc).unwrap();
     assert_eq!(size, 40);
+
+    eprintln!("phase: /metrics counts those commands");
+    let admin = sandbox["admin"]["addr"].as_str().expect("sandbox.json names the admin endpoint").to_string();
+    let metrics = http_get(&admin, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for line in
+        ["zedis_proxy_command_calls_total{command=\"mset\"} 1", "zedis_proxy_command_calls_total{command=\"mget\"} 1"]
+    {
+        assert!(metrics.contains(line), "missing {line} in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("zedis_proxy_command_duration_seconds_bucket{command=\"del\",le=\"+Inf\"} 1"),
+        "{metrics}"
+    );
 
     eprintln!("phase: kill -9 of group 1's master gives a new writable master within 5 s");
     let old = groups[0]["master"]["addr"].as_str().unwrap().to_string();

@@ -25,6 +25,14 @@ pub enum BackendError {
 
 pub type Reply = Result<Bytes, BackendError>;
 
+/// Requests that failed at a backend (unreachable, connection lost, malformed reply).
+pub static BACKEND_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn fail(tx: oneshot::Sender<Reply>, e: BackendError) {
+    BACKEND_ERRORS.fetch_add(1, Ordering::Relaxed);
+    let _ = tx.send(Err(e));
+}
+
 struct Job {
     request: Bytes,
     reply: oneshot::Sender<Reply>,
@@ -116,7 +124,7 @@ impl Conn {
             tracing::debug!(backend = %addr_r, error = %error, "backend reader stopped");
             waiters_rx.close();
             while let Ok(w) = waiters_rx.try_recv() {
-                let _ = w.send(Err(error.clone()));
+                fail(w, error.clone());
             }
         });
         Ok(Conn { jobs: jobs_tx, alive })
@@ -183,7 +191,7 @@ impl ServerPool {
         let Some(jobs) = self.connection().await else {
             for _ in requests {
                 let (tx, rx) = oneshot::channel();
-                let _ = tx.send(Err(self.last_error()));
+                fail(tx, self.last_error());
                 out.push(rx);
             }
             return out;
@@ -191,7 +199,7 @@ impl ServerPool {
         for request in requests {
             let (tx, rx) = oneshot::channel();
             if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
-                let _ = job.reply.send(Err(BackendError::Lost(self.addr.clone())));
+                fail(job.reply, BackendError::Lost(self.addr.clone()));
             }
             out.push(rx);
         }

@@ -121,10 +121,19 @@ fn printable(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).chars().take(128).collect()
 }
 
-pub async fn dispatch(state: &Arc<ProxyState>, client: &mut ClientState, req: Request) -> Pending {
+/// Dispatches one request; `resolved` learns its command (for per-command metrics).
+pub async fn dispatch(
+    state: &Arc<ProxyState>,
+    client: &mut ClientState,
+    req: Request,
+    resolved: &mut Option<&'static command_table::CommandSpec>,
+) -> Pending {
     state.metrics.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let spec = match command_table::resolve(&req) {
-        Ok(spec) => spec,
+        Ok(spec) => {
+            *resolved = Some(spec);
+            spec
+        }
         Err(e) => {
             crate::tx::mark_dirty(client);
             return error(&e.to_string());

@@ -63,6 +63,7 @@ pub async fn follow(
             if topo.value.epoch != current {
                 state.pools.retain(&topo.value);
                 state.routes.store(Arc::new(RouteTable::build(&topo.value, &state.pools)));
+                state.metrics.topology_epoch.store(topo.value.epoch, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(epoch = topo.value.epoch, "applied topology");
             }
             let reg = Registration {

@@ -11,14 +11,28 @@ use tokio::sync::mpsc;
 use zedis_resp::{ProtocolError, RequestDecoder};
 
 use crate::dispatch::{dispatch, ClientState, Pending};
+use crate::metrics::{command_stats, CommandStats};
 use crate::pubsub::Push;
 use crate::state::ProxyState;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// A reply in the making, with what its metrics need.
+struct Queued {
+    pending: Pending,
+    stats: Option<&'static CommandStats>,
+    since: Instant,
+}
 
 pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Pending>(state.options.max_pipeline.max(1));
+    let (tx, mut rx) = mpsc::channel::<Queued>(state.options.max_pipeline.max(1));
+    let metrics_state = state.clone();
+    // This client's share of the global pipeline depth, returned when it goes.
+    let depth = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer_depth = depth.clone();
     let (push_tx, mut push_rx) = mpsc::channel::<Push>(1024);
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::with_capacity(16 * 1024);
@@ -61,8 +75,13 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
             let mut close = false;
             let mut next = Some(first);
             // Gather every reply that is already due, then write them in one go.
-            while let Some(p) = next.take() {
-                let (bytes, closing) = p.resolve().await;
+            while let Some(q) = next.take() {
+                let (bytes, closing) = q.pending.resolve().await;
+                metrics_state.metrics.pipeline_depth.fetch_sub(1, Ordering::Relaxed);
+                writer_depth.fetch_sub(1, Ordering::Relaxed);
+                if let Some(stats) = q.stats {
+                    stats.record(q.since.elapsed(), bytes.first() == Some(&b'-'));
+                }
                 out.extend_from_slice(&bytes);
                 close |= closing;
                 if close || out.len() > 64 * 1024 {
@@ -101,9 +120,14 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(req)) => {
-                    let pending = dispatch(&state, &mut client, req).await;
+                    let since = Instant::now();
+                    let mut spec = None;
+                    let pending = dispatch(&state, &mut client, req, &mut spec).await;
                     let closing = pending.closes();
-                    if tx.send(pending).await.is_err() || closing {
+                    let stats = spec.and_then(command_stats);
+                    state.metrics.pipeline_depth.fetch_add(1, Ordering::Relaxed);
+                    depth.fetch_add(1, Ordering::Relaxed);
+                    if tx.send(Queued { pending, stats, since }).await.is_err() || closing {
                         break 'read;
                     }
                 }
@@ -116,7 +140,12 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
                     break;
                 }
                 Err(e) => {
-                    let _ = tx.send(Pending::close_with(protocol_error(&e))).await;
+                    state.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.pipeline_depth.fetch_add(1, Ordering::Relaxed);
+                    depth.fetch_add(1, Ordering::Relaxed);
+                    let queued =
+                        Queued { pending: Pending::close_with(protocol_error(&e)), stats: None, since: Instant::now() };
+                    let _ = tx.send(queued).await;
                     break 'read;
                 }
             }
@@ -129,6 +158,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
         writer.abort();
     }
     let _ = writer.await;
+    state.metrics.pipeline_depth.fetch_sub(depth.load(Ordering::Relaxed), Ordering::Relaxed);
     state.metrics.client_closed();
 }
 

@@ -1,0 +1,227 @@
+//! Proxy metrics: per-command counts, errors and latency histograms, clients, backend errors,
+//! pipeline depth. Lock-free counters on the hot path; rendered in Prometheus text format.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::command_table::{self, CommandSpec};
+
+/// Upper bounds of the latency buckets, in microseconds.
+pub const BUCKETS_US: [u64; 14] =
+    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000];
+
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{}\"}} {cumulative}", *b as f64 / 1e6);
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{}}} {}",
+            labels.trim_end_matches(','),
+            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{{}}} {count}", labels.trim_end_matches(','));
+    }
+}
+
+#[derive(Default)]
+pub struct CommandStats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+    pub latency: Histogram,
+}
+
+impl CommandStats {
+    pub fn record(&self, took: Duration, error: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency.observe(took);
+    }
+}
+
+/// Stats of every top-level command, created once.
+fn table() -> &'static HashMap<&'static str, CommandStats> {
+    static TABLE: OnceLock<HashMap<&'static str, CommandStats>> = OnceLock::new();
+    TABLE.get_or_init(|| command_table::commands().iter().map(|c| (c.name, CommandStats::default())).collect())
+}
+
+/// The stats a request of `spec` counts towards (subcommands count under their container).
+pub fn command_stats(spec: &'static CommandSpec) -> Option<&'static CommandStats> {
+    let top = match spec.parent {
+        Some(parent) => command_table::lookup(parent.as_bytes()).unwrap_or(spec),
+        None => spec,
+    };
+    table().get(top.name)
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub clients: AtomicUsize,
+    pub clients_total: AtomicU64,
+    pub commands: AtomicU64,
+    pub errors: AtomicU64,
+    pub rejected_clients: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    /// Replies queued but not yet written, over all clients.
+    pub pipeline_depth: AtomicUsize,
+    pub topology_epoch: AtomicU64,
+}
+
+impl Metrics {
+    pub fn client_opened(&self) {
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        self.clients_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn client_closed(&self) {
+        self.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(64 * 1024);
+        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        gauge(
+            &mut out,
+            "zedis_proxy_clients",
+            "Connected clients.",
+            "gauge",
+            self.clients.load(Ordering::Relaxed) as u64,
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_clients_total",
+            "Clients accepted.",
+            "counter",
+            self.clients_total.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_clients_rejected_total",
+            "Clients refused at max-clients.",
+            "counter",
+            self.rejected_clients.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_commands_total",
+            "Commands received.",
+            "counter",
+            self.commands.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_backend_errors_total",
+            "Requests failed by a backend (unreachable, lost, malformed).",
+            "counter",
+            crate::backend::BACKEND_ERRORS.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_protocol_errors_total",
+            "Client connections closed for malformed input.",
+            "counter",
+            self.protocol_errors.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_pipeline_depth",
+            "Replies queued and not yet written, all clients.",
+            "gauge",
+            self.pipeline_depth.load(Ordering::Relaxed) as u64,
+        );
+        gauge(
+            &mut out,
+            "zedis_proxy_topology_epoch",
+            "Topology epoch the proxy routes with.",
+            "gauge",
+            self.topology_epoch.load(Ordering::Relaxed),
+        );
+        let mut names: Vec<(&&str, &CommandStats)> =
+            table().iter().filter(|(_, s)| s.calls.load(Ordering::Relaxed) > 0).collect();
+        names.sort_by_key(|(n, _)| **n);
+        out.push_str("# HELP zedis_proxy_command_calls_total Commands by name.\n# TYPE zedis_proxy_command_calls_total counter\n");
+        for (name, s) in &names {
+            let _ = writeln!(
+                out,
+                "zedis_proxy_command_calls_total{{command=\"{name}\"}} {}",
+                s.calls.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP zedis_proxy_command_errors_total Error replies by command.\n# TYPE zedis_proxy_command_errors_total counter\n");
+        for (name, s) in &names {
+            let _ = writeln!(
+                out,
+                "zedis_proxy_command_errors_total{{command=\"{name}\"}} {}",
+                s.errors.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP zedis_proxy_command_duration_seconds Time from a request's arrival to its reply being ready.\n# TYPE zedis_proxy_command_duration_seconds histogram\n");
+        for (name, s) in &names {
+            s.latency.render(&mut out, "zedis_proxy_command_duration_seconds", &format!("command=\"{name}\","));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        for us in [10, 60, 60, 2_000, 10_000_000] {
+            h.observe(Duration::from_micros(us));
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "command=\"get\",");
+        assert!(out.contains("x_bucket{command=\"get\",le=\"0.00005\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{command=\"get\",le=\"0.0001\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{command=\"get\",le=\"0.0025\"} 4\n"), "{out}");
+        assert!(out.contains("x_bucket{command=\"get\",le=\"+Inf\"} 5\n"), "{out}");
+        assert!(out.contains("x_count{command=\"get\"} 5\n"), "{out}");
+    }
+
+    #[test]
+    fn every_command_has_stats() {
+        let get = command_table::lookup(b"GET").unwrap();
+        assert!(command_stats(get).is_some());
+        let config_get = command_table::lookup_full_name(b"config|get").unwrap();
+        assert!(std::ptr::eq(
+            command_stats(config_get).unwrap(),
+            command_stats(command_table::lookup(b"CONFIG").unwrap()).unwrap()
+        ));
+        let m = Metrics::default();
+        command_stats(get).unwrap().record(Duration::from_micros(100), false);
+        assert!(m.render().contains("zedis_proxy_command_calls_total{command=\"get\"}"));
+    }
+}
