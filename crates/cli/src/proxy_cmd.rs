@@ -34,6 +34,16 @@ pub struct ProxyArgs {
     /// Milliseconds to wait for replicas in `replicated` mode.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub wait_timeout_ms: u64,
+    /// Password clients must give with AUTH (the `default` user, full access).
+    #[arg(long, env = "ZEDIS_PROXY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// A user as NAME:PASSWORD:ROLE, ROLE one of read, write, admin (FLUSHALL/FLUSHDB need
+    /// admin; read runs no command that writes). Repeat for more users.
+    #[arg(long = "user", value_name = "NAME:PASSWORD:ROLE")]
+    pub users: Vec<zedis_proxy::auth::User>,
+    /// The Redis servers' `requirepass`.
+    #[arg(long, env = "ZEDIS_BACKEND_PASSWORD", hide_env_values = true)]
+    pub backend_password: Option<String>,
     /// Address for the HTTP endpoint with `/metrics` (Prometheus) and `/healthz`; off if unset.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -63,6 +73,8 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
     if let Some(id) = args.id {
         options.id = id;
     }
+    options.auth = zedis_proxy::auth::AuthConfig { password: args.password.clone(), users: args.users.clone() };
+    options.backend.password = args.backend_password.clone();
     let paths = global.paths()?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -2,7 +2,7 @@
 //! share a connection: requests are queued, written in batches, and replies are handed back
 //! in order, found by the reply scanner without being decoded.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,16 +49,42 @@ const QUEUE: usize = 4096;
 /// Requests written per batch at most.
 const BATCH: usize = 512;
 
-impl Conn {
-    async fn open(addr: &str, connect_timeout: Duration, limits: Limits) -> Result<Conn, BackendError> {
-        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(BackendError::Connect(addr.to_string(), e.to_string())),
-            Err(_) => {
-                return Err(BackendError::Connect(addr.to_string(), format!("timed out after {connect_timeout:?}")))
+/// Connects to a backend and authenticates with its `requirepass`, if any.
+pub async fn connect(addr: &str, options: &BackendOptions) -> Result<TcpStream, BackendError> {
+    let timeout = options.connect_timeout;
+    let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(BackendError::Connect(addr.to_string(), e.to_string())),
+        Err(_) => return Err(BackendError::Connect(addr.to_string(), format!("timed out after {timeout:?}"))),
+    };
+    let _ = stream.set_nodelay(true);
+    if let Some(password) = &options.password {
+        let auth = zedis_resp::Request::from_args([b"AUTH".as_slice(), password.as_bytes()]);
+        let check = async {
+            stream.write_all(auth.raw()).await.ok()?;
+            let mut buf = BytesMut::with_capacity(256);
+            let mut scanner = ReplyScanner::new(Limits::default());
+            loop {
+                if stream.read_buf(&mut buf).await.ok()? == 0 {
+                    return None;
+                }
+                if let Ok(Some(n)) = scanner.scan(&buf) {
+                    return Some(buf[..n].starts_with(b"+OK"));
+                }
             }
         };
-        let _ = stream.set_nodelay(true);
+        match tokio::time::timeout(timeout, check).await {
+            Ok(Some(true)) => {}
+            _ => return Err(BackendError::Connect(addr.to_string(), "AUTH with the backend password failed".into())),
+        }
+    }
+    Ok(stream)
+}
+
+impl Conn {
+    async fn open(addr: &str, options: &BackendOptions) -> Result<Conn, BackendError> {
+        let limits = options.limits.clone();
+        let stream = connect(addr, options).await?;
         let (mut rd, mut wr) = stream.into_split();
         let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(QUEUE);
         let (waiters_tx, mut waiters_rx) = mpsc::unbounded_channel::<oneshot::Sender<Reply>>();
@@ -135,13 +161,20 @@ impl Conn {
 pub struct BackendOptions {
     /// Shared connections per server.
     pub connections: usize,
+    /// The servers' `requirepass`.
+    pub password: Option<String>,
     pub connect_timeout: Duration,
     pub limits: Limits,
 }
 
 impl Default for BackendOptions {
     fn default() -> Self {
-        BackendOptions { connections: 2, connect_timeout: Duration::from_secs(1), limits: Limits::default() }
+        BackendOptions {
+            connections: 2,
+            password: None,
+            connect_timeout: Duration::from_secs(1),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -150,7 +183,6 @@ pub struct ServerPool {
     addr: String,
     options: BackendOptions,
     conns: Vec<tokio::sync::Mutex<Option<Conn>>>,
-    next: AtomicUsize,
     /// Last connect error, so a dead server fails fast instead of every request waiting.
     down_until: Mutex<Option<std::time::Instant>>,
 }
@@ -162,7 +194,6 @@ impl ServerPool {
             addr: addr.to_string(),
             options,
             conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
-            next: AtomicUsize::new(0),
             down_until: Mutex::new(None),
         }
     }
@@ -172,8 +203,11 @@ impl ServerPool {
     }
 
     /// Queues `request` (complete RESP bytes) and returns where its reply will arrive.
-    pub async fn send(&self, request: Bytes) -> oneshot::Receiver<Reply> {
-        let mut rxs = self.send_all(vec![request]).await;
+    ///
+    /// Requests with the same `lane` (a client id) use the same connection, so one client's
+    /// pipelined commands reach the server in the order it sent them.
+    pub async fn send(&self, lane: u64, request: Bytes) -> oneshot::Receiver<Reply> {
+        let mut rxs = self.send_all(lane, vec![request]).await;
         match rxs.pop() {
             Some(rx) => rx,
             None => {
@@ -186,9 +220,9 @@ impl ServerPool {
 
     /// Queues `requests` on one connection, in order (a `WAIT` after a write must follow it on
     /// the same connection to cover it).
-    pub async fn send_all(&self, requests: Vec<Bytes>) -> Vec<oneshot::Receiver<Reply>> {
+    pub async fn send_all(&self, lane: u64, requests: Vec<Bytes>) -> Vec<oneshot::Receiver<Reply>> {
         let mut out = Vec::with_capacity(requests.len());
-        let Some(jobs) = self.connection().await else {
+        let Some(jobs) = self.connection(lane).await else {
             for _ in requests {
                 let (tx, rx) = oneshot::channel();
                 fail(tx, self.last_error());
@@ -211,8 +245,8 @@ impl ServerPool {
     }
 
     /// A live connection's queue, connecting if needed; None while the server is unreachable.
-    async fn connection(&self) -> Option<mpsc::Sender<Job>> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+    async fn connection(&self, lane: u64) -> Option<mpsc::Sender<Job>> {
+        let i = (lane % self.conns.len() as u64) as usize;
         let mut slot = self.conns[i].lock().await;
         if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
             return Some(c.jobs.clone());
@@ -222,7 +256,7 @@ impl ServerPool {
         if backoff.is_some_and(|t| std::time::Instant::now() < t) {
             return None;
         }
-        match Conn::open(&self.addr, self.options.connect_timeout, self.options.limits.clone()).await {
+        match Conn::open(&self.addr, &self.options).await {
             Ok(c) => {
                 let jobs = c.jobs.clone();
                 *slot = Some(c);

@@ -2,14 +2,12 @@
 //! transactions cannot share the multiplexed pipelines (a blocked BLPOP would stall everyone;
 //! WATCH/MULTI state lives on the connection).
 
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zedis_resp::{Limits, ReplyScanner};
+use zedis_resp::ReplyScanner;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, BackendOptions};
 
 pub struct Dedicated {
     addr: String,
@@ -19,19 +17,10 @@ pub struct Dedicated {
 }
 
 impl Dedicated {
-    pub async fn connect(addr: &str, timeout: Duration, limits: Limits) -> Result<Dedicated, BackendError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(BackendError::Connect(addr.to_string(), e.to_string())),
-            Err(_) => return Err(BackendError::Connect(addr.to_string(), format!("timed out after {timeout:?}"))),
-        };
-        let _ = stream.set_nodelay(true);
-        Ok(Dedicated {
-            addr: addr.to_string(),
-            stream,
-            buf: BytesMut::with_capacity(4096),
-            scanner: ReplyScanner::new(limits),
-        })
+    pub async fn connect(addr: &str, options: &BackendOptions) -> Result<Dedicated, BackendError> {
+        let stream = crate::backend::connect(addr, options).await?;
+        let scanner = ReplyScanner::new(options.limits.clone());
+        Ok(Dedicated { addr: addr.to_string(), stream, buf: BytesMut::with_capacity(4096), scanner })
     }
 
     pub fn addr(&self) -> &str {

@@ -27,6 +27,10 @@ pub struct ClientState {
     pub tx: Option<crate::tx::TxState>,
     /// The connection holding this client's WATCH.
     pub pinned: Option<crate::tx::Pinned>,
+    /// The role this connection authenticated as; None until it does (when auth is required).
+    pub role: Option<crate::auth::Role>,
+    /// The user name this connection authenticated as.
+    pub user: String,
     /// Subscriptions, while the client has any.
     pub subs: Option<crate::pubsub::SubState>,
     /// Where subscription messages go: this client's writer.
@@ -35,7 +39,17 @@ pub struct ClientState {
 
 impl ClientState {
     pub fn new(id: u64, peer: String, push: tokio::sync::mpsc::Sender<crate::pubsub::Push>) -> ClientState {
-        ClientState { id, peer, name: None, tx: None, pinned: None, subs: None, push }
+        ClientState {
+            id,
+            peer,
+            name: None,
+            role: None,
+            user: "default".into(),
+            tx: None,
+            pinned: None,
+            subs: None,
+            push,
+        }
     }
 
     pub fn subscribed(&self) -> bool {
@@ -50,6 +64,8 @@ pub enum Pending {
     Ready(Bytes),
     Backend(oneshot::Receiver<Reply>, Duration, Option<Box<Fence>>),
     Deferred(BoxFuture),
+    /// A blocking command's reply: dropped if the client hangs up meanwhile.
+    Blocking(BoxFuture),
     /// Reply, then close the connection.
     Close(Bytes),
 }
@@ -63,9 +79,14 @@ impl Pending {
         matches!(self, Pending::Close(_))
     }
 
-    /// The reply bytes, and whether the connection closes after them.
-    pub async fn resolve(self) -> (Bytes, bool) {
+    /// The reply bytes, and whether the connection closes after them. `gone` turns true when
+    /// the client hung up: a blocking command then stops waiting.
+    pub async fn resolve(self, gone: &mut tokio::sync::watch::Receiver<bool>) -> (Bytes, bool) {
         match self {
+            Pending::Blocking(f) => tokio::select! {
+                b = f => (b, false),
+                _ = gone.wait_for(|g| *g) => (Bytes::new(), false),
+            },
             Pending::Ready(b) => (b, false),
             Pending::Close(b) => (b, true),
             Pending::Backend(rx, timeout, None) => (await_backend(rx, timeout).await, false),
@@ -144,6 +165,10 @@ pub async fn dispatch(
         return error(&e.to_string());
     }
     let policy = command_table::policy(spec, &req);
+    if let Err(e) = crate::auth::permitted(client.role, spec, policy) {
+        crate::tx::mark_dirty(client);
+        return error(&e);
+    }
     if client.subscribed() {
         if !crate::pubsub::allowed_while_subscribed(policy) {
             return error(&format!(
@@ -164,10 +189,10 @@ pub async fn dispatch(
     match policy {
         Policy::Blocking => blocking(state, spec, req),
         Policy::PubSub(kind) => crate::pubsub::command(state, client, kind, req).await,
-        Policy::Keyed => keyed(state, spec, req).await,
-        Policy::Split(kind) => split(state, kind, spec.is_write(), req).await,
-        Policy::AllGroups(kind) => all_groups(state, kind, req).await,
-        Policy::AnyGroup => any_group(state, req).await,
+        Policy::Keyed => keyed(state, spec, client.id, req).await,
+        Policy::Split(kind) => split(state, kind, spec.is_write(), client.id, req).await,
+        Policy::AllGroups(kind) => all_groups(state, kind, client.id, req).await,
+        Policy::AnyGroup => any_group(state, client.id, req).await,
         Policy::Local(kind) => local(state, client, kind, req).await,
         Policy::Unsupported(why) => error(&command_table::unsupported_error(spec, why)),
         _ => error(&format!("ERR '{}' is not supported by the zedis proxy yet", printable(req.name()).to_lowercase())),
@@ -179,7 +204,7 @@ fn timeout(state: &ProxyState) -> Duration {
 }
 
 /// All keys in one slot, routed to that slot's master.
-async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, req: Request) -> Pending {
+async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, lane: u64, req: Request) -> Pending {
     let keys = match command_table::keys(spec, &req) {
         Ok(k) => k,
         Err(e) => return error(&e.to_string()),
@@ -209,6 +234,7 @@ async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpe
         group: group.id,
         pool: group.master.clone(),
         write: spec.is_write(),
+        lane,
         raw: raw.clone(),
     };
     if let (Durability::Replicated { replicas, timeout: wait }, true) = (state.options.durability, spec.is_write()) {
@@ -217,7 +243,7 @@ async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpe
             replicas.to_string().into_bytes(),
             wait.as_millis().to_string().into_bytes(),
         ]);
-        let mut rxs = group.master.send_all(vec![raw, wait_req.into_raw()]).await.into_iter();
+        let mut rxs = group.master.send_all(lane, vec![raw, wait_req.into_raw()]).await.into_iter();
         let (Some(write_rx), Some(wait_rx)) = (rxs.next(), rxs.next()) else {
             return error("ERR internal: no reply slots");
         };
@@ -243,12 +269,12 @@ async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpe
             }
         }));
     }
-    let rx = group.master.send(raw).await;
+    let rx = group.master.send(lane, raw).await;
     Pending::Backend(rx, timeout(state), Some(Box::new(fence)))
 }
 
 /// Splits a multi-key command by group and merges the answers.
-async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, req: Request) -> Pending {
+async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: u64, req: Request) -> Pending {
     let routes = state.routes.load();
     let step = if matches!(kind, SplitKind::MSet) { 2 } else { 1 };
     let args = req.len() - 1;
@@ -272,7 +298,7 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, req: Reque
     };
     if by_group.len() == 1 && replicated.is_none() {
         // One group: forward the client's own bytes.
-        let rx = routes.groups[by_group[0].0].master.send(req.into_raw()).await;
+        let rx = routes.groups[by_group[0].0].master.send(lane, req.into_raw()).await;
         return Pending::Backend(rx, timeout(state), None);
     }
     let name = req.name().to_vec();
@@ -295,13 +321,13 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, req: Reque
                     replicas.to_string().into_bytes(),
                     wait.as_millis().to_string().into_bytes(),
                 ]);
-                let mut rxs = routes.groups[g].master.send_all(vec![sub, wait_req.into_raw()]).await.into_iter();
+                let mut rxs = routes.groups[g].master.send_all(lane, vec![sub, wait_req.into_raw()]).await.into_iter();
                 match (rxs.next(), rxs.next()) {
                     (Some(a), Some(b)) => (a, Some(b)),
                     _ => return error("ERR internal: no reply slots"),
                 }
             }
-            None => (routes.groups[g].master.send(sub).await, None),
+            None => (routes.groups[g].master.send(lane, sub).await, None),
         };
         parts.push((positions, rx));
         waits.push(wait_rx);
@@ -342,18 +368,18 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, req: Reque
 }
 
 /// Sends the request to every group's master and aggregates.
-async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, req: Request) -> Pending {
+async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, lane: u64, req: Request) -> Pending {
     let routes = state.routes.load();
     if routes.groups.is_empty() {
         return error("CLUSTERDOWN no topology yet");
     }
     if let AggregateKind::Scan = kind {
-        return scan(state, req).await;
+        return scan(state, lane, req).await;
     }
     let raw = req.into_raw();
     let mut rxs = Vec::with_capacity(routes.groups.len());
     for g in &routes.groups {
-        rxs.push(g.master.send(raw.clone()).await);
+        rxs.push(g.master.send(lane, raw.clone()).await);
     }
     let t = timeout(state);
     Pending::Deferred(Box::pin(async move {
@@ -366,7 +392,7 @@ async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, req: Request) 
             AggregateKind::AllOk | AggregateKind::Flush => merge::all_ok(&frames),
             AggregateKind::Concat => merge::concat(&frames),
             AggregateKind::AndPerPosition => merge::and_each(&frames),
-            AggregateKind::RandomKey => merge::any_non_null(&frames),
+            AggregateKind::RandomKey => merge::any_non_null(&frames, random_index(frames.len())),
             AggregateKind::SameReply => merge::same_reply(&frames),
             AggregateKind::AnyOk => merge::any_ok(&frames),
             AggregateKind::Scan => Frame::error("ERR internal: scan"),
@@ -375,8 +401,16 @@ async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, req: Request) 
     }))
 }
 
+/// A cheap random index below `n` (for RANDOMKEY's choice of group).
+fn random_index(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n as u64);
+    (h.finish() % n.max(1) as u64) as usize
+}
+
 /// SCAN over every group in turn, with the group in the cursor's low bits.
-async fn scan(state: &Arc<ProxyState>, req: Request) -> Pending {
+async fn scan(state: &Arc<ProxyState>, lane: u64, req: Request) -> Pending {
     let cursor = req.arg(1).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse::<u64>().ok());
     let Some((group, backend_cursor)) = cursor.and_then(merge::scan_cursor_decode) else {
         return error("ERR invalid cursor");
@@ -390,7 +424,7 @@ async fn scan(state: &Arc<ProxyState>, req: Request) -> Pending {
     };
     let mut args: Vec<Vec<u8>> = req.args().map(|a| a.to_vec()).collect();
     args[1] = backend_cursor.to_string().into_bytes();
-    let rx = route.master.send(Request::from_args(args).into_raw()).await;
+    let rx = route.master.send(lane, Request::from_args(args).into_raw()).await;
     let t = timeout(state);
     Pending::Deferred(Box::pin(async move {
         let frame = backend_frame(rx, t).await;
@@ -438,11 +472,11 @@ fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, 
         return error("CLUSTERDOWN Hash slot not served");
     };
     let addr = group.master.addr().to_string();
-    let (connect_timeout, limits) = (state.options.backend.connect_timeout, state.options.limits.clone());
+    let backend = state.options.backend.clone();
     let raw = req.into_raw();
-    Pending::Deferred(Box::pin(async move {
+    Pending::Blocking(Box::pin(async move {
         let result = async {
-            let mut conn = crate::dedicated::Dedicated::connect(&addr, connect_timeout, limits).await?;
+            let mut conn = crate::dedicated::Dedicated::connect(&addr, &backend).await?;
             conn.roundtrip(&raw).await
         };
         reply_bytes(result.await)
@@ -450,12 +484,12 @@ fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, 
 }
 
 /// Keyless and independent of the data: any one group's master answers.
-async fn any_group(state: &Arc<ProxyState>, req: Request) -> Pending {
+async fn any_group(state: &Arc<ProxyState>, lane: u64, req: Request) -> Pending {
     let routes = state.routes.load();
     let Some(group) = routes.groups.first() else {
         return error("CLUSTERDOWN no topology yet");
     };
-    let rx = group.master.send(req.into_raw()).await;
+    let rx = group.master.send(lane, req.into_raw()).await;
     Pending::Backend(rx, timeout(state), None)
 }
 

@@ -17,6 +17,8 @@ pub struct Fence {
     pub group: u32,
     pub pool: Arc<ServerPool>,
     pub write: bool,
+    /// The client's connection lane (see [`ServerPool::send`]).
+    pub lane: u64,
     /// The request, to send again (reads only).
     pub raw: Bytes,
 }
@@ -57,7 +59,7 @@ impl Fence {
             Verdict::Refuse => Ok(error(REFUSED)),
             Verdict::Retry => {
                 let Some(group) = current else { return reply };
-                let rx = group.master.send(self.raw).await;
+                let rx = group.master.send(self.lane, self.raw).await;
                 match tokio::time::timeout(timeout, rx).await {
                     Ok(Ok(r)) => r,
                     _ => reply,

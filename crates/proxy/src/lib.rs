@@ -5,6 +5,7 @@
 //! from `command_table`) → `backend` (multiplexed pipelined connections per server), with the
 //! `route_table` snapshot kept current by `follower`.
 
+pub mod auth;
 pub mod backend;
 pub mod command_table;
 pub mod dedicated;

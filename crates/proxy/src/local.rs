@@ -37,6 +37,7 @@ fn valid_client_name(name: &[u8]) -> bool {
 
 pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: LocalKind, req: Request) -> Pending {
     match kind {
+        LocalKind::Ping if req.len() > 2 => err("ERR wrong number of arguments for 'ping' command"),
         LocalKind::Ping => match req.arg_bytes(1) {
             None => ready(Frame::simple("PONG")),
             Some(msg) => ready(bulk(msg)),
@@ -51,15 +52,29 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
         LocalKind::ReadOnly | LocalKind::ReadWrite => ready(Frame::ok()),
         LocalKind::Reset => {
             client.name = None;
+            client.role = state.options.auth.initial_role();
+            client.user = "default".into();
             client.tx = None;
             client.pinned = None;
             client.subs = None;
             ready(Frame::simple("RESET"))
         }
-        LocalKind::Auth => err(
-            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
-        LocalKind::AclWhoami => ready(bulk("default")),
+        LocalKind::Auth => {
+            let (user, password) = match req.len() {
+                2 => (None, req.arg(1).unwrap_or_default()),
+                _ => (req.arg(1), req.arg(2).unwrap_or_default()),
+            };
+            let user = user.map(|u| String::from_utf8_lossy(u).into_owned());
+            match state.options.auth.check(user.as_deref(), &String::from_utf8_lossy(password)) {
+                Ok(role) => {
+                    client.role = Some(role);
+                    client.user = user.unwrap_or_else(|| "default".into());
+                    ready(Frame::ok())
+                }
+                Err(e) => err(e),
+            }
+        }
+        LocalKind::AclWhoami => ready(bulk(client.user.clone())),
         LocalKind::ClientId => ready(Frame::Integer(client.id as i64)),
         LocalKind::ClientSetName => {
             let name = req.arg_bytes(2).unwrap_or_default();
@@ -79,20 +94,24 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
                 err("ERR CLIENT REPLY OFF|SKIP is not supported by the zedis proxy")
             }
         }
-        LocalKind::Hello => hello(client, &req),
-        LocalKind::Info => info(state, &req).await,
+        LocalKind::Hello => hello(state, client, &req),
+        LocalKind::Info => info(state, client.id, &req).await,
         LocalKind::Command => {
             // The backends are Redis with the same command set: let one of them describe it.
             let routes = state.routes.load();
             match routes.groups.first() {
-                Some(g) => Pending::Backend(g.master.send(req.into_raw()).await, state.options.request_timeout, None),
+                Some(g) => Pending::Backend(
+                    g.master.send(client.id, req.into_raw()).await,
+                    state.options.request_timeout,
+                    None,
+                ),
                 None => err("CLUSTERDOWN no topology yet"),
             }
         }
     }
 }
 
-fn hello(client: &mut ClientState, req: &Request) -> Pending {
+fn hello(state: &ProxyState, client: &mut ClientState, req: &Request) -> Pending {
     let mut i = 1;
     if let Some(v) = req.arg(1) {
         match std::str::from_utf8(v).ok().and_then(|v| v.parse::<i64>().ok()) {
@@ -113,6 +132,15 @@ fn hello(client: &mut ClientState, req: &Request) -> Pending {
             client.name = Some(name);
             i += 2;
         } else if req.arg_eq_ignore_case(i, b"AUTH") && i + 2 < req.len() {
+            let user = String::from_utf8_lossy(req.arg(i + 1).unwrap_or_default()).into_owned();
+            let password = String::from_utf8_lossy(req.arg(i + 2).unwrap_or_default()).into_owned();
+            match state.options.auth.check(Some(&user), &password) {
+                Ok(role) => {
+                    client.role = Some(role);
+                    client.user = user;
+                }
+                Err(e) => return err(e),
+            }
             i += 3;
         } else {
             return err(&format!(
@@ -120,6 +148,9 @@ fn hello(client: &mut ClientState, req: &Request) -> Pending {
                 String::from_utf8_lossy(req.arg(i).unwrap_or_default())
             ));
         }
+    }
+    if client.role.is_none() {
+        return err(crate::auth::NOAUTH);
     }
     let fields = vec![
         bulk("server"),
@@ -145,7 +176,7 @@ fn state_id(client: &ClientState) -> i64 {
 }
 
 /// `INFO [section ...]`: the proxy's own sections, with the keyspace summed over the groups.
-async fn info(state: &Arc<ProxyState>, req: &Request) -> Pending {
+async fn info(state: &Arc<ProxyState>, lane: u64, req: &Request) -> Pending {
     let wanted: Vec<String> = req.args().skip(1).map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
     let want = move |s: &str| all || wanted.iter().any(|w| w == s);
@@ -153,7 +184,7 @@ async fn info(state: &Arc<ProxyState>, req: &Request) -> Pending {
     let mut keyspace = Vec::new();
     if want("keyspace") {
         for g in &routes.groups {
-            keyspace.push(g.master.send(Request::from_args(["INFO", "keyspace"]).into_raw()).await);
+            keyspace.push(g.master.send(lane, Request::from_args(["INFO", "keyspace"]).into_raw()).await);
         }
     }
     let state = state.clone();

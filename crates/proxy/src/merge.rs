@@ -101,12 +101,14 @@ pub fn any_ok(replies: &[Frame]) -> Frame {
     replies.first().cloned().unwrap_or_else(Frame::ok)
 }
 
-/// RANDOMKEY: any group's non-null answer.
-pub fn any_non_null(replies: &[Frame]) -> Frame {
+/// RANDOMKEY: a non-null answer, looking first at group `start` (chosen at random by the
+/// caller) and then at the ones after it.
+pub fn any_non_null(replies: &[Frame], start: usize) -> Frame {
     if let Some(e) = first_error(replies) {
         return e.clone();
     }
-    replies.iter().find(|r| !r.is_null()).cloned().unwrap_or(Frame::Null)
+    let n = replies.len().max(1);
+    (0..replies.len()).map(|i| &replies[(start + i) % n]).find(|r| !r.is_null()).cloned().unwrap_or(Frame::Null)
 }
 
 /// Bits of a proxy SCAN cursor that name the group; the rest is that group's own cursor.
@@ -119,7 +121,8 @@ pub fn scan_cursor_decode(cursor: u64) -> Option<(u32, u64)> {
         return Some((0, 0));
     }
     let group = (cursor & ((1 << SCAN_GROUP_BITS) - 1)) as u32;
-    Some((group, cursor >> SCAN_GROUP_BITS))
+    // Group ids start at 1: a cursor naming group 0 was not handed out by us.
+    (group != 0).then_some((group, cursor >> SCAN_GROUP_BITS))
 }
 
 /// The cursor to hand the client after `group` answered `backend_cursor`; `groups` are the
@@ -167,7 +170,9 @@ mod tests {
         );
         let e = |v: &[i64]| Frame::Array(v.iter().map(|n| Frame::Integer(*n)).collect());
         assert_eq!(and_each(&[e(&[1, 1, 0]), e(&[1, 0, 0])]), e(&[1, 0, 0]));
-        assert_eq!(any_non_null(&[Frame::Null, bulk("k")]), bulk("k"));
+        assert_eq!(any_non_null(&[Frame::Null, bulk("k")], 0), bulk("k"));
+        assert_eq!(any_non_null(&[bulk("a"), bulk("b")], 1), bulk("b"));
+        assert_eq!(any_non_null(&[bulk("a"), Frame::Null], 1), bulk("a"));
     }
 
     #[test]
@@ -187,5 +192,6 @@ mod tests {
         assert_eq!(scan_cursor_decode(0), Some((0, 0)));
         assert_eq!(scan_cursor_decode((7 << SCAN_GROUP_BITS) | 1), Some((1, 7)));
         assert_eq!(scan_cursor_decode(5), Some((5, 0)));
+        assert_eq!(scan_cursor_decode(1 << SCAN_GROUP_BITS), None);
     }
 }

@@ -20,6 +20,8 @@ pub enum Durability {
 #[derive(Clone, Debug)]
 pub struct ProxyOptions {
     pub durability: Durability,
+    /// Who may connect; empty: everyone, with full access.
+    pub auth: crate::auth::AuthConfig,
     /// Address to listen on, e.g. `127.0.0.1:6380`.
     pub listen: String,
     /// Most clients at once; more are refused with an error.
@@ -38,6 +40,7 @@ impl Default for ProxyOptions {
     fn default() -> Self {
         ProxyOptions {
             durability: Durability::Async,
+            auth: crate::auth::AuthConfig::default(),
             listen: "127.0.0.1:6380".into(),
             max_clients: 10_000,
             max_pipeline: 1024,

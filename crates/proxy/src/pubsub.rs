@@ -14,7 +14,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use zedis_resp::{Frame, ReplyScanner, Request};
 use zedis_topology::key_slot;
@@ -42,6 +41,8 @@ pub struct SubState {
 
 struct SubConn {
     wr: OwnedWriteHalf,
+    /// The server's (un)subscribe confirmations as (kind, name), to wait for ours.
+    acks: mpsc::UnboundedReceiver<(Bytes, Bytes)>,
     /// Set when we close it on purpose, so its reader does not report a broken subscription.
     retired: Arc<AtomicBool>,
 }
@@ -96,32 +97,24 @@ pub fn subscribed_ping(req: &Request) -> Pending {
 }
 
 /// Opens (or reuses) this client's subscription connection to `addr`.
-async fn conn<'a>(
-    state: &ProxyState,
-    client: &'a mut ClientState,
-    addr: &str,
-) -> Result<&'a mut OwnedWriteHalf, String> {
+async fn conn<'a>(state: &ProxyState, client: &'a mut ClientState, addr: &str) -> Result<&'a mut SubConn, String> {
     let subs = client.subs.get_or_insert_with(SubState::default);
     if !subs.conns.contains_key(addr) {
-        let timeout = state.options.backend.connect_timeout;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(format!("ERR backend {addr} is unreachable: {e}")),
-            Err(_) => return Err(format!("ERR backend {addr} is unreachable: timed out")),
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = crate::backend::connect(addr, &state.options.backend).await.map_err(|e| format!("ERR {e}"))?;
         let (rd, wr) = stream.into_split();
         let retired = Arc::new(AtomicBool::new(false));
-        tokio::spawn(forward(rd, client.push.clone(), state.options.limits.clone(), retired.clone()));
-        subs.conns.insert(addr.to_string(), SubConn { wr, retired });
+        let (ack_tx, acks) = mpsc::unbounded_channel();
+        tokio::spawn(forward(rd, client.push.clone(), ack_tx, state.options.limits.clone(), retired.clone()));
+        subs.conns.insert(addr.to_string(), SubConn { wr, acks, retired });
     }
-    subs.conns.get_mut(addr).map(|c| &mut c.wr).ok_or_else(|| "ERR internal: no subscription connection".to_string())
+    subs.conns.get_mut(addr).ok_or_else(|| "ERR internal: no subscription connection".to_string())
 }
 
 /// Forwards messages from a subscription connection; drops the server's own confirmations.
 async fn forward(
     mut rd: tokio::net::tcp::OwnedReadHalf,
     push: mpsc::Sender<Push>,
+    acks: mpsc::UnboundedSender<(Bytes, Bytes)>,
     limits: zedis_resp::Limits,
     retired: Arc<AtomicBool>,
 ) {
@@ -132,14 +125,21 @@ async fn forward(
             match scanner.scan(&buf) {
                 Ok(Some(n)) => {
                     let reply = buf.split_to(n).freeze();
-                    let is_message = matches!(
-                        Frame::parse(&reply),
-                        Ok(Some((Frame::Array(items), _)))
-                            if matches!(items.first().and_then(Frame::as_bytes).map(|b| b.as_ref()),
-                                Some(b"message" | b"pmessage" | b"smessage"))
-                    );
-                    if is_message && push.send(Push::Message(reply)).await.is_err() {
-                        return;
+                    let items = match Frame::parse(&reply) {
+                        Ok(Some((Frame::Array(items), _))) => items,
+                        _ => continue,
+                    };
+                    let kind = items.first().and_then(Frame::as_bytes).cloned().unwrap_or_default();
+                    match kind.as_ref() {
+                        b"message" | b"pmessage" | b"smessage" => {
+                            if push.send(Push::Message(reply)).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => {
+                            let name = items.get(1).and_then(Frame::as_bytes).cloned().unwrap_or_default();
+                            let _ = acks.send((kind, name));
+                        }
                     }
                 }
                 Ok(None) => break,
@@ -167,9 +167,34 @@ async fn forward(
 }
 
 async fn send(state: &ProxyState, client: &mut ClientState, addr: &str, args: &[&[u8]]) -> Result<(), String> {
-    let wr = conn(state, client, addr).await?;
+    let c = conn(state, client, addr).await?;
     let raw = Request::from_args(args.iter().copied()).into_raw();
-    wr.write_all(&raw).await.map_err(|e| format!("ERR backend {addr}: {e}"))
+    c.wr.write_all(&raw).await.map_err(|e| format!("ERR backend {addr}: {e}"))
+}
+
+/// Sends `verb name` and waits until the server confirms it, so a PUBLISH sent after our
+/// confirmation to the client is sure to find the subscription.
+async fn subscribe(
+    state: &ProxyState,
+    client: &mut ClientState,
+    addr: &str,
+    verb: &[u8],
+    name: &[u8],
+) -> Result<(), String> {
+    send(state, client, addr, &[verb, name]).await?;
+    let c = conn(state, client, addr).await?;
+    let wait = async {
+        while let Some((kind, n)) = c.acks.recv().await {
+            if kind.eq_ignore_ascii_case(verb) && n == name {
+                return true;
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(state.options.request_timeout, wait).await {
+        Ok(true) => Ok(()),
+        _ => Err(format!("ERR backend {addr} did not confirm the subscription")),
+    }
 }
 
 pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: PubSubKind, req: Request) -> Pending {
@@ -183,9 +208,13 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
     match kind {
         PubSubKind::Subscribe | PubSubKind::SSubscribe => {
             let (verb, shard) = if kind == PubSubKind::Subscribe { ("subscribe", false) } else { ("ssubscribe", true) };
+            // Shard channels of one SSUBSCRIBE must share a slot, as in Redis Cluster.
+            if shard && names.windows(2).any(|w| key_slot(&w[0]) != key_slot(&w[1])) {
+                return err(crate::command_table::CROSSSLOT);
+            }
             for name in &names {
                 let Some(addr) = master_of(name) else { return err("CLUSTERDOWN Hash slot not served") };
-                if let Err(e) = send(state, client, &addr, &[verb.as_bytes(), name]).await {
+                if let Err(e) = subscribe(state, client, &addr, verb.as_bytes(), name).await {
                     return err(&e);
                 }
                 let subs = client.subs.get_or_insert_with(SubState::default);
@@ -203,7 +232,7 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
             let masters: Vec<String> = routes.groups.iter().map(|g| g.master.addr().to_string()).collect();
             for name in &names {
                 for addr in &masters {
-                    if let Err(e) = send(state, client, addr, &[b"psubscribe", name]).await {
+                    if let Err(e) = subscribe(state, client, addr, b"psubscribe", name).await {
                         return err(&e);
                     }
                 }
@@ -225,9 +254,6 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
                 _ => &mut subs.shard_channels,
             };
             let targets: Vec<Bytes> = if names.is_empty() { set.iter().cloned().collect() } else { names.clone() };
-            for name in &targets {
-                set.remove(name);
-            }
             let conns: Vec<String> = subs.conns.keys().cloned().collect();
             for name in &targets {
                 // Harmless on servers that never had it; cheaper than tracking where each is.
@@ -235,6 +261,11 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
                     let _ = send(state, client, addr, &[verb.as_bytes(), name]).await;
                 }
                 let subs = client.subs.get_or_insert_with(SubState::default);
+                match kind {
+                    PubSubKind::Unsubscribe => subs.channels.remove(name),
+                    PubSubKind::PUnsubscribe => subs.patterns.remove(name),
+                    _ => subs.shard_channels.remove(name),
+                };
                 let count =
                     if kind == PubSubKind::SUnsubscribe { subs.shard_channels.len() as i64 } else { subs.count() };
                 confirm(verb, Some(name), count).encode(&mut out, false);
@@ -251,7 +282,7 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
             let Some(group) = names.first().and_then(|ch| routes.group_for(key_slot(ch))) else {
                 return err("CLUSTERDOWN Hash slot not served");
             };
-            let rx = group.master.send(req.into_raw()).await;
+            let rx = group.master.send(client.id, req.into_raw()).await;
             return Pending::Backend(rx, state.options.request_timeout, None);
         }
         PubSubKind::Channels
@@ -259,19 +290,19 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
         | PubSubKind::NumSub
         | PubSubKind::ShardNumSub
         | PubSubKind::NumPat => {
-            return introspect(state, kind, req).await;
+            return introspect(state, kind, client.id, req).await;
         }
     }
     Pending::Ready(out.freeze())
 }
 
 /// PUBSUB CHANNELS / NUMSUB / NUMPAT over every master.
-async fn introspect(state: &Arc<ProxyState>, kind: PubSubKind, req: Request) -> Pending {
+async fn introspect(state: &Arc<ProxyState>, kind: PubSubKind, lane: u64, req: Request) -> Pending {
     let routes = state.routes.load();
     let raw = req.into_raw();
     let mut rxs = Vec::new();
     for g in &routes.groups {
-        rxs.push(g.master.send(raw.clone()).await);
+        rxs.push(g.master.send(lane, raw.clone()).await);
     }
     let timeout = state.options.request_timeout;
     Pending::Deferred(Box::pin(async move {

@@ -34,6 +34,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
     let depth = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer_depth = depth.clone();
     let (push_tx, mut push_rx) = mpsc::channel::<Push>(1024);
+    let (gone_tx, mut gone_rx) = tokio::sync::watch::channel(false);
     let writer = tokio::spawn(async move {
         let mut out = BytesMut::with_capacity(16 * 1024);
         let mut push_open = true;
@@ -76,7 +77,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
             let mut next = Some(first);
             // Gather every reply that is already due, then write them in one go.
             while let Some(q) = next.take() {
-                let (bytes, closing) = q.pending.resolve().await;
+                let (bytes, closing) = q.pending.resolve(&mut gone_rx).await;
                 metrics_state.metrics.pipeline_depth.fetch_sub(1, Ordering::Relaxed);
                 writer_depth.fetch_sub(1, Ordering::Relaxed);
                 if let Some(stats) = q.stats {
@@ -106,6 +107,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
     });
 
     let mut client = ClientState::new(id, peer, push_tx);
+    client.role = state.options.auth.initial_role();
     let mut decoder = RequestDecoder::new(state.options.limits.clone());
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut client_gone = false;
@@ -153,9 +155,10 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
     }
     drop(tx);
     if client_gone {
-        // As Redis does: a client that hung up gets no more replies, and whatever it was
-        // waiting on (a BLPOP with no timeout) is dropped, closing its backend connection.
-        writer.abort();
+        // A half-closed client still gets the replies to what it sent (each bounded by the
+        // request timeout), but what it blocks on (a BLPOP with no timeout) is dropped at once,
+        // closing that backend connection, as Redis does for a client that hangs up.
+        let _ = gone_tx.send(true);
     }
     let _ = writer.await;
     state.metrics.pipeline_depth.fetch_sub(depth.load(Ordering::Relaxed), Ordering::Relaxed);

@@ -188,7 +188,7 @@ pub async fn command(
 /// the earlier ones (MULTI's OK, the QUEUED) were answered by the proxy already.
 async fn roundtrip(state: &ProxyState, slot: &mut Option<Dedicated>, addr: &str, batch: &[Bytes]) -> Bytes {
     if slot.is_none() {
-        match Dedicated::connect(addr, state.options.backend.connect_timeout, state.options.limits.clone()).await {
+        match Dedicated::connect(addr, &state.options.backend).await {
             Ok(c) => *slot = Some(c),
             Err(e) => return merge::encode(&Frame::error(&format!("ERR {e}"))),
         }
