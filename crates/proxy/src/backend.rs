@@ -25,6 +25,15 @@ pub enum BackendError {
 
 pub type Reply = Result<Bytes, BackendError>;
 
+/// Which of a pool's connections a client's requests take: the same one every time (so its
+/// pipeline stays in order), speaking the client's protocol (RESP3 replies for RESP3
+/// clients come straight from a server that said HELLO 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lane {
+    pub id: u64,
+    pub resp3: bool,
+}
+
 /// Requests that failed at a backend (unreachable, connection lost, malformed reply).
 pub static BACKEND_ERRORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -50,7 +59,7 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 512;
 
 /// Connects to a backend and authenticates with its `requirepass`, if any.
-pub async fn connect(addr: &str, options: &BackendOptions) -> Result<TcpStream, BackendError> {
+pub async fn connect(addr: &str, options: &BackendOptions, resp3: bool) -> Result<TcpStream, BackendError> {
     let timeout = options.connect_timeout;
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
@@ -60,31 +69,41 @@ pub async fn connect(addr: &str, options: &BackendOptions) -> Result<TcpStream, 
     let _ = stream.set_nodelay(true);
     if let Some(password) = &options.password {
         let auth = zedis_resp::Request::from_args([b"AUTH".as_slice(), password.as_bytes()]);
-        let check = async {
-            stream.write_all(auth.raw()).await.ok()?;
-            let mut buf = BytesMut::with_capacity(256);
-            let mut scanner = ReplyScanner::new(Limits::default());
-            loop {
-                if stream.read_buf(&mut buf).await.ok()? == 0 {
-                    return None;
-                }
-                if let Ok(Some(n)) = scanner.scan(&buf) {
-                    return Some(buf[..n].starts_with(b"+OK"));
-                }
-            }
-        };
-        match tokio::time::timeout(timeout, check).await {
-            Ok(Some(true)) => {}
-            _ => return Err(BackendError::Connect(addr.to_string(), "AUTH with the backend password failed".into())),
+        if !handshake(&mut stream, auth.raw(), b"+OK", timeout).await {
+            return Err(BackendError::Connect(addr.to_string(), "AUTH with the backend password failed".into()));
+        }
+    }
+    if resp3 {
+        let hello = zedis_resp::Request::from_args(["HELLO", "3"]);
+        if !handshake(&mut stream, hello.raw(), b"%", timeout).await {
+            return Err(BackendError::Connect(addr.to_string(), "HELLO 3 failed".into()));
         }
     }
     Ok(stream)
 }
 
+/// Sends `request` and checks that the reply starts with `expect`.
+async fn handshake(stream: &mut TcpStream, request: &[u8], expect: &[u8], timeout: Duration) -> bool {
+    let check = async {
+        stream.write_all(request).await.ok()?;
+        let mut buf = BytesMut::with_capacity(256);
+        let mut scanner = ReplyScanner::new(Limits::default());
+        loop {
+            if stream.read_buf(&mut buf).await.ok()? == 0 {
+                return None;
+            }
+            if let Ok(Some(n)) = scanner.scan(&buf) {
+                return Some(buf[..n].starts_with(expect));
+            }
+        }
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
 impl Conn {
-    async fn open(addr: &str, options: &BackendOptions) -> Result<Conn, BackendError> {
+    async fn open(addr: &str, options: &BackendOptions, resp3: bool) -> Result<Conn, BackendError> {
         let limits = options.limits.clone();
-        let stream = connect(addr, options).await?;
+        let stream = connect(addr, options, resp3).await?;
         let (mut rd, mut wr) = stream.into_split();
         let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(QUEUE);
         let (waiters_tx, mut waiters_rx) = mpsc::unbounded_channel::<oneshot::Sender<Reply>>();
@@ -182,7 +201,8 @@ impl Default for BackendOptions {
 pub struct ServerPool {
     addr: String,
     options: BackendOptions,
-    conns: Vec<tokio::sync::Mutex<Option<Conn>>>,
+    /// Connections speaking RESP2 `[0]` and RESP3 `[1]`.
+    conns: [Vec<tokio::sync::Mutex<Option<Conn>>>; 2],
     /// Last connect error, so a dead server fails fast instead of every request waiting.
     down_until: Mutex<Option<std::time::Instant>>,
 }
@@ -193,7 +213,10 @@ impl ServerPool {
         ServerPool {
             addr: addr.to_string(),
             options,
-            conns: (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            conns: [
+                (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+                (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            ],
             down_until: Mutex::new(None),
         }
     }
@@ -206,7 +229,7 @@ impl ServerPool {
     ///
     /// Requests with the same `lane` (a client id) use the same connection, so one client's
     /// pipelined commands reach the server in the order it sent them.
-    pub async fn send(&self, lane: u64, request: Bytes) -> oneshot::Receiver<Reply> {
+    pub async fn send(&self, lane: Lane, request: Bytes) -> oneshot::Receiver<Reply> {
         let mut rxs = self.send_all(lane, vec![request]).await;
         match rxs.pop() {
             Some(rx) => rx,
@@ -220,7 +243,7 @@ impl ServerPool {
 
     /// Queues `requests` on one connection, in order (a `WAIT` after a write must follow it on
     /// the same connection to cover it).
-    pub async fn send_all(&self, lane: u64, requests: Vec<Bytes>) -> Vec<oneshot::Receiver<Reply>> {
+    pub async fn send_all(&self, lane: Lane, requests: Vec<Bytes>) -> Vec<oneshot::Receiver<Reply>> {
         let mut out = Vec::with_capacity(requests.len());
         let Some(jobs) = self.connection(lane).await else {
             for _ in requests {
@@ -245,9 +268,10 @@ impl ServerPool {
     }
 
     /// A live connection's queue, connecting if needed; None while the server is unreachable.
-    async fn connection(&self, lane: u64) -> Option<mpsc::Sender<Job>> {
-        let i = (lane % self.conns.len() as u64) as usize;
-        let mut slot = self.conns[i].lock().await;
+    async fn connection(&self, lane: Lane) -> Option<mpsc::Sender<Job>> {
+        let conns = &self.conns[usize::from(lane.resp3)];
+        let i = (lane.id % conns.len() as u64) as usize;
+        let mut slot = conns[i].lock().await;
         if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
             return Some(c.jobs.clone());
         }
@@ -256,7 +280,7 @@ impl ServerPool {
         if backoff.is_some_and(|t| std::time::Instant::now() < t) {
             return None;
         }
-        match Conn::open(&self.addr, &self.options).await {
+        match Conn::open(&self.addr, &self.options, lane.resp3).await {
             Ok(c) => {
                 let jobs = c.jobs.clone();
                 *slot = Some(c);

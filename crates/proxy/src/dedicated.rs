@@ -17,8 +17,8 @@ pub struct Dedicated {
 }
 
 impl Dedicated {
-    pub async fn connect(addr: &str, options: &BackendOptions) -> Result<Dedicated, BackendError> {
-        let stream = crate::backend::connect(addr, options).await?;
+    pub async fn connect(addr: &str, options: &BackendOptions, resp3: bool) -> Result<Dedicated, BackendError> {
+        let stream = crate::backend::connect(addr, options, resp3).await?;
         let scanner = ReplyScanner::new(options.limits.clone());
         Ok(Dedicated { addr: addr.to_string(), stream, buf: BytesMut::with_capacity(4096), scanner })
     }

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use zedis_resp::{Frame, Request};
 use zedis_topology::key_slot;
 
-use crate::backend::{BackendError, Reply};
+use crate::backend::{BackendError, Lane, Reply};
 use crate::command_table::{self, AggregateKind, LocalKind, Policy, SplitKind};
 use crate::fence::Fence;
 use crate::merge;
@@ -29,6 +29,8 @@ pub struct ClientState {
     pub pinned: Option<crate::tx::Pinned>,
     /// The role this connection authenticated as; None until it does (when auth is required).
     pub role: Option<crate::auth::Role>,
+    /// Switched to RESP3 by HELLO 3.
+    pub resp3: bool,
     /// The user name this connection authenticated as.
     pub user: String,
     /// Subscriptions, while the client has any.
@@ -44,12 +46,17 @@ impl ClientState {
             peer,
             name: None,
             role: None,
+            resp3: false,
             user: "default".into(),
             tx: None,
             pinned: None,
             subs: None,
             push,
         }
+    }
+
+    pub fn lane(&self) -> Lane {
+        Lane { id: self.id, resp3: self.resp3 }
     }
 
     pub fn subscribed(&self) -> bool {
@@ -169,7 +176,8 @@ pub async fn dispatch(
         crate::tx::mark_dirty(client);
         return error(&e);
     }
-    if client.subscribed() {
+    // RESP3 clients may run any command while subscribed; RESP2 ones only these.
+    if client.subscribed() && !client.resp3 {
         if !crate::pubsub::allowed_while_subscribed(policy) {
             return error(&format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -187,12 +195,12 @@ pub async fn dispatch(
         return crate::tx::queue(client, spec, policy, req);
     }
     match policy {
-        Policy::Blocking => blocking(state, spec, req),
+        Policy::Blocking => blocking(state, spec, client.resp3, req),
         Policy::PubSub(kind) => crate::pubsub::command(state, client, kind, req).await,
-        Policy::Keyed => keyed(state, spec, client.id, req).await,
-        Policy::Split(kind) => split(state, kind, spec.is_write(), client.id, req).await,
-        Policy::AllGroups(kind) => all_groups(state, kind, client.id, req).await,
-        Policy::AnyGroup => any_group(state, client.id, req).await,
+        Policy::Keyed => keyed(state, spec, client.lane(), req).await,
+        Policy::Split(kind) => split(state, kind, spec.is_write(), client.lane(), req).await,
+        Policy::AllGroups(kind) => all_groups(state, kind, client.lane(), req).await,
+        Policy::AnyGroup => any_group(state, client.lane(), req).await,
         Policy::Local(kind) => local(state, client, kind, req).await,
         Policy::Unsupported(why) => error(&command_table::unsupported_error(spec, why)),
         _ => error(&format!("ERR '{}' is not supported by the zedis proxy yet", printable(req.name()).to_lowercase())),
@@ -204,7 +212,12 @@ fn timeout(state: &ProxyState) -> Duration {
 }
 
 /// All keys in one slot, routed to that slot's master.
-async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, lane: u64, req: Request) -> Pending {
+async fn keyed(
+    state: &Arc<ProxyState>,
+    spec: &'static command_table::CommandSpec,
+    lane: Lane,
+    req: Request,
+) -> Pending {
     let keys = match command_table::keys(spec, &req) {
         Ok(k) => k,
         Err(e) => return error(&e.to_string()),
@@ -274,7 +287,7 @@ async fn keyed(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpe
 }
 
 /// Splits a multi-key command by group and merges the answers.
-async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: u64, req: Request) -> Pending {
+async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane, req: Request) -> Pending {
     let routes = state.routes.load();
     let step = if matches!(kind, SplitKind::MSet) { 2 } else { 1 };
     let args = req.len() - 1;
@@ -363,12 +376,12 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: u64,
             SplitKind::MSet => merge::all_ok(&frames.into_iter().map(|f| f.1).collect::<Vec<_>>()),
             SplitKind::SumIntegers => merge::sum(&frames.into_iter().map(|f| f.1).collect::<Vec<_>>()),
         };
-        merge::encode(&merged)
+        merge::encode_for(&merged, lane.resp3)
     }))
 }
 
 /// Sends the request to every group's master and aggregates.
-async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, lane: u64, req: Request) -> Pending {
+async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, lane: Lane, req: Request) -> Pending {
     let routes = state.routes.load();
     if routes.groups.is_empty() {
         return error("CLUSTERDOWN no topology yet");
@@ -397,7 +410,7 @@ async fn all_groups(state: &Arc<ProxyState>, kind: AggregateKind, lane: u64, req
             AggregateKind::AnyOk => merge::any_ok(&frames),
             AggregateKind::Scan => Frame::error("ERR internal: scan"),
         };
-        merge::encode(&merged)
+        merge::encode_for(&merged, lane.resp3)
     }))
 }
 
@@ -410,7 +423,7 @@ fn random_index(n: usize) -> usize {
 }
 
 /// SCAN over every group in turn, with the group in the cursor's low bits.
-async fn scan(state: &Arc<ProxyState>, lane: u64, req: Request) -> Pending {
+async fn scan(state: &Arc<ProxyState>, lane: Lane, req: Request) -> Pending {
     let cursor = req.arg(1).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse::<u64>().ok());
     let Some((group, backend_cursor)) = cursor.and_then(merge::scan_cursor_decode) else {
         return error("ERR invalid cursor");
@@ -444,13 +457,13 @@ async fn scan(state: &Arc<ProxyState>, lane: u64, req: Request) -> Pending {
         let Some(cursor) = merge::scan_cursor_next(&ids, group, next) else {
             return error_bytes("ERR backend cursor too large for the proxy");
         };
-        merge::encode(&Frame::Array(vec![Frame::bulk(Bytes::from(cursor.to_string())), keys.clone()]))
+        merge::encode_for(&Frame::Array(vec![Frame::bulk(Bytes::from(cursor.to_string())), keys.clone()]), lane.resp3)
     }))
 }
 
 /// A blocking command on a connection of its own, so it stalls no one else; the connection
 /// closes with the reply (or when the client goes away).
-fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, req: Request) -> Pending {
+fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, resp3: bool, req: Request) -> Pending {
     let keys = match command_table::keys(spec, &req) {
         Ok(k) => k,
         Err(e) => return error(&e.to_string()),
@@ -476,7 +489,7 @@ fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, 
     let raw = req.into_raw();
     Pending::Blocking(Box::pin(async move {
         let result = async {
-            let mut conn = crate::dedicated::Dedicated::connect(&addr, &backend).await?;
+            let mut conn = crate::dedicated::Dedicated::connect(&addr, &backend, resp3).await?;
             conn.roundtrip(&raw).await
         };
         reply_bytes(result.await)
@@ -484,7 +497,7 @@ fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, 
 }
 
 /// Keyless and independent of the data: any one group's master answers.
-async fn any_group(state: &Arc<ProxyState>, lane: u64, req: Request) -> Pending {
+async fn any_group(state: &Arc<ProxyState>, lane: Lane, req: Request) -> Pending {
     let routes = state.routes.load();
     let Some(group) = routes.groups.first() else {
         return error("CLUSTERDOWN no topology yet");

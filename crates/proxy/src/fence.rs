@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Reply, ServerPool};
+use crate::backend::{Lane, Reply, ServerPool};
 use crate::state::ProxyState;
 
 /// What a request was sent against.
@@ -18,7 +18,7 @@ pub struct Fence {
     pub pool: Arc<ServerPool>,
     pub write: bool,
     /// The client's connection lane (see [`ServerPool::send`]).
-    pub lane: u64,
+    pub lane: Lane,
     /// The request, to send again (reads only).
     pub raw: Bytes,
 }

@@ -11,12 +11,12 @@ use crate::dispatch::{ClientState, Pending};
 use crate::merge;
 use crate::state::ProxyState;
 
-fn ready(frame: Frame) -> Pending {
-    Pending::Ready(merge::encode(&frame))
+fn ready(resp3: bool, frame: Frame) -> Pending {
+    Pending::Ready(merge::encode_for(&frame, resp3))
 }
 
 fn err(msg: &str) -> Pending {
-    ready(Frame::error(msg))
+    ready(false, Frame::error(msg))
 }
 
 fn bulk(s: impl Into<Bytes>) -> Frame {
@@ -36,28 +36,30 @@ fn valid_client_name(name: &[u8]) -> bool {
 }
 
 pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: LocalKind, req: Request) -> Pending {
+    let r3 = client.resp3;
     match kind {
         LocalKind::Ping if req.len() > 2 => err("ERR wrong number of arguments for 'ping' command"),
         LocalKind::Ping => match req.arg_bytes(1) {
-            None => ready(Frame::simple("PONG")),
-            Some(msg) => ready(bulk(msg)),
+            None => ready(r3, Frame::simple("PONG")),
+            Some(msg) => ready(r3, bulk(msg)),
         },
-        LocalKind::Echo => ready(bulk(req.arg_bytes(1).unwrap_or_default())),
+        LocalKind::Echo => ready(r3, bulk(req.arg_bytes(1).unwrap_or_default())),
         LocalKind::Quit => Pending::close_with(Bytes::from_static(b"+OK\r\n")),
         LocalKind::Select => match req.arg(1).and_then(|a| std::str::from_utf8(a).ok()).map(|a| a.parse::<i64>()) {
-            Some(Ok(0)) => ready(Frame::ok()),
+            Some(Ok(0)) => ready(r3, Frame::ok()),
             Some(Ok(_)) => err("ERR DB index is out of range"),
             _ => err("ERR value is not an integer or out of range"),
         },
-        LocalKind::ReadOnly | LocalKind::ReadWrite => ready(Frame::ok()),
+        LocalKind::ReadOnly | LocalKind::ReadWrite => ready(r3, Frame::ok()),
         LocalKind::Reset => {
             client.name = None;
+            client.resp3 = false;
             client.role = state.options.auth.initial_role();
             client.user = "default".into();
             client.tx = None;
             client.pinned = None;
             client.subs = None;
-            ready(Frame::simple("RESET"))
+            ready(r3, Frame::simple("RESET"))
         }
         LocalKind::Auth => {
             let (user, password) = match req.len() {
@@ -69,39 +71,39 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
                 Ok(role) => {
                     client.role = Some(role);
                     client.user = user.unwrap_or_else(|| "default".into());
-                    ready(Frame::ok())
+                    ready(r3, Frame::ok())
                 }
                 Err(e) => err(e),
             }
         }
-        LocalKind::AclWhoami => ready(bulk(client.user.clone())),
-        LocalKind::ClientId => ready(Frame::Integer(client.id as i64)),
+        LocalKind::AclWhoami => ready(r3, bulk(client.user.clone())),
+        LocalKind::ClientId => ready(r3, Frame::Integer(client.id as i64)),
         LocalKind::ClientSetName => {
             let name = req.arg_bytes(2).unwrap_or_default();
             if !valid_client_name(&name) {
                 return err("ERR Client names cannot contain spaces, newlines or special characters.");
             }
             client.name = if name.is_empty() { None } else { Some(name) };
-            ready(Frame::ok())
+            ready(r3, Frame::ok())
         }
-        LocalKind::ClientGetName => ready(client.name.clone().map(bulk).unwrap_or(Frame::Null)),
-        LocalKind::ClientInfo => ready(bulk(format!("{}\n", client_info(state, client)))),
-        LocalKind::ClientList => ready(bulk(format!("{}\n", client_info(state, client)))),
+        LocalKind::ClientGetName => ready(r3, client.name.clone().map(bulk).unwrap_or(Frame::Null)),
+        LocalKind::ClientInfo => ready(r3, bulk(format!("{}\n", client_info(state, client)))),
+        LocalKind::ClientList => ready(r3, bulk(format!("{}\n", client_info(state, client)))),
         LocalKind::ClientReply => {
             if req.arg_eq_ignore_case(2, b"ON") {
-                ready(Frame::ok())
+                ready(r3, Frame::ok())
             } else {
                 err("ERR CLIENT REPLY OFF|SKIP is not supported by the zedis proxy")
             }
         }
         LocalKind::Hello => hello(state, client, &req),
-        LocalKind::Info => info(state, client.id, &req).await,
+        LocalKind::Info => info(state, client.lane(), &req).await,
         LocalKind::Command => {
             // The backends are Redis with the same command set: let one of them describe it.
             let routes = state.routes.load();
             match routes.groups.first() {
                 Some(g) => Pending::Backend(
-                    g.master.send(client.id, req.into_raw()).await,
+                    g.master.send(client.lane(), req.into_raw()).await,
                     state.options.request_timeout,
                     None,
                 ),
@@ -113,11 +115,10 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
 
 fn hello(state: &ProxyState, client: &mut ClientState, req: &Request) -> Pending {
     let mut i = 1;
+    let mut proto = None;
     if let Some(v) = req.arg(1) {
         match std::str::from_utf8(v).ok().and_then(|v| v.parse::<i64>().ok()) {
-            Some(2) => {}
-            // RESP3 replies need per-command reshaping of the backends' RESP2; until then a client
-            // falls back to RESP2 on this error, as it does with Redis 5.
+            Some(p @ (2 | 3)) => proto = Some(p == 3),
             Some(_) => return err("NOPROTO unsupported protocol version"),
             None => return err("ERR Protocol version is not an integer or out of range"),
         }
@@ -152,13 +153,16 @@ fn hello(state: &ProxyState, client: &mut ClientState, req: &Request) -> Pending
     if client.role.is_none() {
         return err(crate::auth::NOAUTH);
     }
+    if let Some(resp3) = proto {
+        client.resp3 = resp3;
+    }
     let fields = vec![
         bulk("server"),
         bulk("zedis"),
         bulk("version"),
         bulk(crate::command_table::REDIS_VERSION),
         bulk("proto"),
-        Frame::Integer(2),
+        Frame::Integer(if client.resp3 { 3 } else { 2 }),
         bulk("id"),
         Frame::Integer(state_id(client)),
         bulk("mode"),
@@ -168,7 +172,12 @@ fn hello(state: &ProxyState, client: &mut ClientState, req: &Request) -> Pending
         bulk("modules"),
         Frame::Array(Vec::new()),
     ];
-    ready(Frame::Array(fields))
+    if client.resp3 {
+        let pairs = fields.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone())).collect();
+        ready(true, Frame::Map(pairs))
+    } else {
+        ready(false, Frame::Array(fields))
+    }
 }
 
 fn state_id(client: &ClientState) -> i64 {
@@ -176,7 +185,7 @@ fn state_id(client: &ClientState) -> i64 {
 }
 
 /// `INFO [section ...]`: the proxy's own sections, with the keyspace summed over the groups.
-async fn info(state: &Arc<ProxyState>, lane: u64, req: &Request) -> Pending {
+async fn info(state: &Arc<ProxyState>, lane: crate::backend::Lane, req: &Request) -> Pending {
     let wanted: Vec<String> = req.args().skip(1).map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
     let want = move |s: &str| all || wanted.iter().any(|w| w == s);

@@ -6,8 +6,13 @@ use zedis_resp::Frame;
 
 /// Encodes `frame` as RESP2 bytes.
 pub fn encode(frame: &Frame) -> Bytes {
+    encode_for(frame, false)
+}
+
+/// Encodes `frame` in the client's protocol.
+pub fn encode_for(frame: &Frame, resp3: bool) -> Bytes {
     let mut out = BytesMut::new();
-    frame.encode(&mut out, false);
+    frame.encode(&mut out, resp3);
     out.freeze()
 }
 

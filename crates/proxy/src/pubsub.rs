@@ -67,8 +67,14 @@ fn bulk(b: &[u8]) -> Frame {
     Frame::bulk(Bytes::copy_from_slice(b))
 }
 
-fn confirm(kind: &str, name: Option<&[u8]>, count: i64) -> Frame {
-    Frame::Array(vec![bulk(kind.as_bytes()), name.map(bulk).unwrap_or(Frame::Null), Frame::Integer(count)])
+/// A (un)subscribe confirmation: a push in RESP3, an array in RESP2.
+fn confirm(kind: &str, name: Option<&[u8]>, count: i64, resp3: bool) -> Frame {
+    let items = vec![bulk(kind.as_bytes()), name.map(bulk).unwrap_or(Frame::Null), Frame::Integer(count)];
+    if resp3 {
+        Frame::Push(items)
+    } else {
+        Frame::Array(items)
+    }
 }
 
 fn err(msg: &str) -> Pending {
@@ -100,7 +106,9 @@ pub fn subscribed_ping(req: &Request) -> Pending {
 async fn conn<'a>(state: &ProxyState, client: &'a mut ClientState, addr: &str) -> Result<&'a mut SubConn, String> {
     let subs = client.subs.get_or_insert_with(SubState::default);
     if !subs.conns.contains_key(addr) {
-        let stream = crate::backend::connect(addr, &state.options.backend).await.map_err(|e| format!("ERR {e}"))?;
+        let stream = crate::backend::connect(addr, &state.options.backend, client.resp3)
+            .await
+            .map_err(|e| format!("ERR {e}"))?;
         let (rd, wr) = stream.into_split();
         let retired = Arc::new(AtomicBool::new(false));
         let (ack_tx, acks) = mpsc::unbounded_channel();
@@ -126,7 +134,7 @@ async fn forward(
                 Ok(Some(n)) => {
                     let reply = buf.split_to(n).freeze();
                     let items = match Frame::parse(&reply) {
-                        Ok(Some((Frame::Array(items), _))) => items,
+                        Ok(Some((Frame::Array(items) | Frame::Push(items), _))) => items,
                         _ => continue,
                     };
                     let kind = items.first().and_then(Frame::as_bytes).cloned().unwrap_or_default();
@@ -225,7 +233,7 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
                     subs.channels.insert(name.clone());
                     subs.count()
                 };
-                confirm(verb, Some(name), count).encode(&mut out, false);
+                confirm(verb, Some(name), count, client.resp3).encode(&mut out, client.resp3);
             }
         }
         PubSubKind::PSubscribe => {
@@ -238,7 +246,7 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
                 }
                 let subs = client.subs.get_or_insert_with(SubState::default);
                 subs.patterns.insert(name.clone());
-                confirm("psubscribe", Some(name), subs.count()).encode(&mut out, false);
+                confirm("psubscribe", Some(name), subs.count(), client.resp3).encode(&mut out, client.resp3);
             }
         }
         PubSubKind::Unsubscribe | PubSubKind::PUnsubscribe | PubSubKind::SUnsubscribe => {
@@ -268,11 +276,11 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
                 };
                 let count =
                     if kind == PubSubKind::SUnsubscribe { subs.shard_channels.len() as i64 } else { subs.count() };
-                confirm(verb, Some(name), count).encode(&mut out, false);
+                confirm(verb, Some(name), count, client.resp3).encode(&mut out, client.resp3);
             }
             if targets.is_empty() {
                 let count = client.subs.as_ref().map(|s| s.count()).unwrap_or(0);
-                confirm(verb, None, count).encode(&mut out, false);
+                confirm(verb, None, count, client.resp3).encode(&mut out, client.resp3);
             }
             if client.subs.as_ref().is_some_and(|s| !s.is_active()) {
                 client.subs = None; // closes the subscription connections
@@ -282,7 +290,7 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
             let Some(group) = names.first().and_then(|ch| routes.group_for(key_slot(ch))) else {
                 return err("CLUSTERDOWN Hash slot not served");
             };
-            let rx = group.master.send(client.id, req.into_raw()).await;
+            let rx = group.master.send(client.lane(), req.into_raw()).await;
             return Pending::Backend(rx, state.options.request_timeout, None);
         }
         PubSubKind::Channels
@@ -290,14 +298,14 @@ pub async fn command(state: &Arc<ProxyState>, client: &mut ClientState, kind: Pu
         | PubSubKind::NumSub
         | PubSubKind::ShardNumSub
         | PubSubKind::NumPat => {
-            return introspect(state, kind, client.id, req).await;
+            return introspect(state, kind, client.lane(), req).await;
         }
     }
     Pending::Ready(out.freeze())
 }
 
 /// PUBSUB CHANNELS / NUMSUB / NUMPAT over every master.
-async fn introspect(state: &Arc<ProxyState>, kind: PubSubKind, lane: u64, req: Request) -> Pending {
+async fn introspect(state: &Arc<ProxyState>, kind: PubSubKind, lane: crate::backend::Lane, req: Request) -> Pending {
     let routes = state.routes.load();
     let raw = req.into_raw();
     let mut rxs = Vec::new();
@@ -355,6 +363,6 @@ async fn introspect(state: &Arc<ProxyState>, kind: PubSubKind, lane: u64, req: R
                 Frame::Array(flat)
             }
         };
-        merge::encode(&merged)
+        merge::encode_for(&merged, lane.resp3)
     }))
 }

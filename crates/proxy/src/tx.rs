@@ -141,9 +141,10 @@ pub async fn command(
             let (conn, addr) = (pinned.conn.clone(), pinned.addr.clone());
             let raw = req.into_raw();
             let state = state.clone();
+            let resp3 = client.resp3;
             Pending::Deferred(Box::pin(async move {
                 let mut guard = conn.lock().await;
-                roundtrip(&state, &mut guard, &addr, &[raw]).await
+                roundtrip(&state, &mut guard, &addr, &[raw], resp3).await
             }))
         }
         TxKind::Unwatch => {
@@ -176,9 +177,10 @@ pub async fn command(
             batch.extend(tx.queued);
             batch.push(req.into_raw());
             let state = state.clone();
+            let resp3 = client.resp3;
             Pending::Deferred(Box::pin(async move {
                 let mut guard = conn.lock().await;
-                roundtrip(&state, &mut guard, &addr, &batch).await
+                roundtrip(&state, &mut guard, &addr, &batch, resp3).await
             }))
         }
     }
@@ -186,9 +188,15 @@ pub async fn command(
 
 /// Sends `batch` on the (lazily opened) dedicated connection and returns the last reply;
 /// the earlier ones (MULTI's OK, the QUEUED) were answered by the proxy already.
-async fn roundtrip(state: &ProxyState, slot: &mut Option<Dedicated>, addr: &str, batch: &[Bytes]) -> Bytes {
+async fn roundtrip(
+    state: &ProxyState,
+    slot: &mut Option<Dedicated>,
+    addr: &str,
+    batch: &[Bytes],
+    resp3: bool,
+) -> Bytes {
     if slot.is_none() {
-        match Dedicated::connect(addr, &state.options.backend).await {
+        match Dedicated::connect(addr, &state.options.backend, resp3).await {
             Ok(c) => *slot = Some(c),
             Err(e) => return merge::encode(&Frame::error(&format!("ERR {e}"))),
         }
