@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod cluster_client;
 pub mod command_table;
 pub mod dedicated;
 pub mod dispatch;
@@ -24,5 +25,6 @@ pub mod session;
 pub mod state;
 pub mod tx;
 
+pub use cluster_client::{Cluster, ClusterError, ClusterOptions};
 pub use options::ProxyOptions;
 pub use state::ProxyState;
