@@ -106,7 +106,7 @@ pub fn permitted(role: Option<Role>, spec: &CommandSpec, policy: Policy) -> Resu
     match (role, policy) {
         (Role::Admin, _) => Ok(()),
         (_, Policy::AllGroups(AggregateKind::Flush)) => denied(),
-        (Role::Read, _) if spec.is_write() => denied(),
+        (Role::Read, _) if crate::command_table::may_write(spec) => denied(),
         // Publishing is a write to other clients' streams.
         (
             Role::Read,
@@ -140,6 +140,9 @@ mod tests {
             (Some(Role::Read), &["SET", "k", "v"], false),
             (Some(Role::Read), &["DEL", "k"], false),
             (Some(Role::Read), &["PUBLISH", "c", "m"], false),
+            (Some(Role::Read), &["EVAL", "return 1", "0"], false),
+            (Some(Role::Read), &["FCALL", "f", "0"], false),
+            (Some(Role::Read), &["EVAL_RO", "return 1", "0"], true),
             (Some(Role::Read), &["SUBSCRIBE", "c"], true),
             (Some(Role::Write), &["SET", "k", "v"], true),
             (Some(Role::Write), &["FLUSHALL"], false),

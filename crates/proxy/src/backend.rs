@@ -203,8 +203,9 @@ pub struct ServerPool {
     options: BackendOptions,
     /// Connections speaking RESP2 `[0]` and RESP3 `[1]`.
     conns: [Vec<tokio::sync::Mutex<Option<Conn>>>; 2],
-    /// Last connect error, so a dead server fails fast instead of every request waiting.
+    /// After a failed connect: until when to fail fast, and why.
     down_until: Mutex<Option<std::time::Instant>>,
+    last_error: Mutex<Option<BackendError>>,
 }
 
 impl ServerPool {
@@ -218,6 +219,7 @@ impl ServerPool {
                 (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
             ],
             down_until: Mutex::new(None),
+            last_error: Mutex::new(None),
         }
     }
 
@@ -264,7 +266,11 @@ impl ServerPool {
     }
 
     fn last_error(&self) -> BackendError {
-        BackendError::Connect(self.addr.clone(), "connection failed".into())
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| BackendError::Connect(self.addr.clone(), "connection failed".into()))
     }
 
     /// A live connection's queue, connecting if needed; None while the server is unreachable.
@@ -288,6 +294,7 @@ impl ServerPool {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "backend connect failed");
+                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 // Fail fast for a moment instead of making every request wait on a dead server.
                 *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(std::time::Instant::now() + Duration::from_millis(100));

@@ -198,7 +198,7 @@ pub async fn dispatch(
         Policy::Blocking => blocking(state, spec, client.resp3, req),
         Policy::PubSub(kind) => crate::pubsub::command(state, client, kind, req).await,
         Policy::Keyed => keyed(state, spec, client.lane(), req).await,
-        Policy::Split(kind) => split(state, kind, spec.is_write(), client.lane(), req).await,
+        Policy::Split(kind) => split(state, kind, command_table::may_write(spec), client.lane(), req).await,
         Policy::AllGroups(kind) => all_groups(state, kind, client.lane(), req).await,
         Policy::AnyGroup => any_group(state, client.lane(), req).await,
         Policy::Local(kind) => local(state, client, kind, req).await,
@@ -246,11 +246,13 @@ async fn keyed(
         epoch: routes.epoch,
         group: group.id,
         pool: group.master.clone(),
-        write: spec.is_write(),
+        write: command_table::may_write(spec),
         lane,
         raw: raw.clone(),
     };
-    if let (Durability::Replicated { replicas, timeout: wait }, true) = (state.options.durability, spec.is_write()) {
+    if let (Durability::Replicated { replicas, timeout: wait }, true) =
+        (state.options.durability, command_table::may_write(spec))
+    {
         let wait_req = Request::from_args([
             b"WAIT".to_vec(),
             replicas.to_string().into_bytes(),
@@ -310,10 +312,25 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
         _ => None,
     };
     if by_group.len() == 1 && replicated.is_none() {
-        // One group: forward the client's own bytes.
-        let rx = routes.groups[by_group[0].0].master.send(lane, req.into_raw()).await;
-        return Pending::Backend(rx, timeout(state), None);
+        // One group: forward the client's own bytes, fenced like a single-key command.
+        let group = &routes.groups[by_group[0].0];
+        let raw = req.into_raw();
+        let fence = Fence {
+            state: state.clone(),
+            epoch: routes.epoch,
+            group: group.id,
+            pool: group.master.clone(),
+            write,
+            lane,
+            raw: raw.clone(),
+        };
+        let rx = group.master.send(lane, raw).await;
+        return Pending::Backend(rx, timeout(state), Some(Box::new(fence)));
     }
+    // Where each part went, to refuse a write acknowledged by a master deposed meanwhile.
+    let masters: Vec<(u32, String)> =
+        by_group.iter().map(|(g, _)| (routes.groups[*g].id, routes.groups[*g].master.addr().to_string())).collect();
+    let fence_state = state.clone();
     let name = req.name().to_vec();
     let mut parts = Vec::with_capacity(by_group.len());
     let mut waits = Vec::with_capacity(by_group.len());
@@ -359,6 +376,9 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
                 _ => 0,
             };
             confirmed = confirmed.min(n);
+        }
+        if write && !masters.iter().all(|(g, addr)| crate::fence::still_master(&fence_state, *g, addr)) {
+            return crate::fence::error(crate::fence::REFUSED);
         }
         if let Some((replicas, wait)) = replicated {
             let failed = frames.iter().find(|(_, f)| f.is_error()).map(|(_, f)| f.clone());
@@ -485,15 +505,47 @@ fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, 
         return error("CLUSTERDOWN Hash slot not served");
     };
     let addr = group.master.addr().to_string();
+    let group_id = group.id;
     let backend = state.options.backend.clone();
+    let write = command_table::may_write(spec);
+    let replicated = match state.options.durability {
+        Durability::Replicated { replicas, timeout } if write => Some((replicas, timeout)),
+        _ => None,
+    };
+    let state = state.clone();
     let raw = req.into_raw();
     Pending::Blocking(Box::pin(async move {
         let result = async {
             let mut conn = crate::dedicated::Dedicated::connect(&addr, &backend, resp3).await?;
-            conn.roundtrip(&raw).await
+            let reply = conn.roundtrip(&raw).await?;
+            let confirmed = match replicated {
+                Some((replicas, wait)) if reply.first() != Some(&b'-') => {
+                    let wait_req = wait_request(replicas, wait);
+                    let n = conn.roundtrip(&wait_req).await?;
+                    Some(Frame::parse(&n).ok().flatten().and_then(|(f, _)| f.as_integer()).unwrap_or(0))
+                }
+                _ => None,
+            };
+            Ok::<_, BackendError>((reply, confirmed))
         };
-        reply_bytes(result.await)
+        match result.await {
+            Err(e) => error_bytes(&format!("ERR {e}")),
+            Ok((reply, _)) if reply.first() == Some(&b'-') => reply,
+            Ok(_) if write && !crate::fence::still_master(&state, group_id, &addr) => {
+                crate::fence::error(crate::fence::REFUSED)
+            }
+            Ok((_, Some(n))) if replicated.is_some_and(|(r, _)| n < i64::from(r)) => {
+                error_bytes("NOREPLICAS the write reached the master but was not confirmed by enough replicas in time")
+            }
+            Ok((reply, _)) => reply,
+        }
     }))
+}
+
+/// `WAIT replicas timeout-ms`.
+pub fn wait_request(replicas: u32, wait: Duration) -> Bytes {
+    Request::from_args([b"WAIT".to_vec(), replicas.to_string().into_bytes(), wait.as_millis().to_string().into_bytes()])
+        .into_raw()
 }
 
 /// Keyless and independent of the data: any one group's master answers.

@@ -44,6 +44,11 @@ pub fn verdict(sent_epoch: u64, now_epoch: u64, same_master: bool, write: bool, 
     }
 }
 
+/// Whether `addr` is still the master of `group` in the current route table.
+pub fn still_master(state: &ProxyState, group: u32, addr: &str) -> bool {
+    state.routes.load().groups.iter().any(|g| g.id == group && g.master.addr() == addr)
+}
+
 pub const REFUSED: &str =
     "TRYAGAIN the group's master changed while the write was in flight; its outcome is unknown, retry it";
 
@@ -69,7 +74,7 @@ impl Fence {
     }
 }
 
-fn error(msg: &str) -> Bytes {
+pub fn error(msg: &str) -> Bytes {
     let mut out = bytes::BytesMut::new();
     zedis_resp::write_error(&mut out, msg);
     out.freeze()

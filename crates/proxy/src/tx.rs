@@ -14,6 +14,7 @@ use crate::command_table::{self, CommandSpec, LocalKind, Policy, TxKind};
 use crate::dedicated::Dedicated;
 use crate::dispatch::{ClientState, Pending};
 use crate::merge;
+use crate::options::Durability;
 use crate::state::ProxyState;
 
 /// Commands queued since MULTI.
@@ -22,6 +23,8 @@ pub struct TxState {
     queued: Vec<Bytes>,
     slot: Option<Slot>,
     dirty: bool,
+    /// Some queued command may write (for fencing and replicated durability).
+    writes: bool,
 }
 
 /// The connection a WATCH is held on.
@@ -84,6 +87,7 @@ pub fn queue(client: &mut ClientState, spec: &'static CommandSpec, policy: Polic
         Ok(slot) => {
             if let Some(tx) = client.tx.as_mut() {
                 tx.slot = slot;
+                tx.writes |= command_table::may_write(spec);
                 tx.queued.push(req.into_raw());
             }
             ready(Frame::simple("QUEUED"))
@@ -144,7 +148,10 @@ pub async fn command(
             let resp3 = client.resp3;
             Pending::Deferred(Box::pin(async move {
                 let mut guard = conn.lock().await;
-                roundtrip(&state, &mut guard, &addr, &[raw], resp3).await
+                match roundtrip(&state, &mut guard, &addr, &[raw], resp3).await {
+                    Ok(mut replies) => replies.pop().unwrap_or_default(),
+                    Err(e) => e,
+                }
             }))
         }
         TxKind::Unwatch => {
@@ -160,27 +167,55 @@ pub async fn command(
             if tx.dirty {
                 return err("EXECABORT Transaction discarded because of previous errors.");
             }
+            let routes = state.routes.load();
+            let group = match tx.slot {
+                Some(s) => routes.group_for(s),
+                None => routes.groups.first(),
+            };
+            let Some(group) = group else { return err("CLUSTERDOWN Hash slot not served") };
+            let group_id = group.id;
             let (conn, addr) = match pinned {
                 Some(p) => (p.conn, p.addr),
-                None => {
-                    let routes = state.routes.load();
-                    let group = match tx.slot {
-                        Some(s) => routes.group_for(s),
-                        None => routes.groups.first(),
-                    };
-                    let Some(group) = group else { return err("CLUSTERDOWN Hash slot not served") };
-                    (Arc::new(Mutex::new(None)), group.master.addr().to_string())
-                }
+                None => (Arc::new(Mutex::new(None)), group.master.addr().to_string()),
             };
-            let mut batch = Vec::with_capacity(tx.queued.len() + 2);
+            let replicated = match state.options.durability {
+                Durability::Replicated { replicas, timeout } if tx.writes => Some((replicas, timeout)),
+                _ => None,
+            };
+            let writes = tx.writes;
+            let mut batch = Vec::with_capacity(tx.queued.len() + 3);
             batch.push(Request::from_args(["MULTI"]).into_raw());
             batch.extend(tx.queued);
             batch.push(req.into_raw());
+            if let Some((replicas, wait)) = replicated {
+                batch.push(crate::dispatch::wait_request(replicas, wait));
+            }
             let state = state.clone();
             let resp3 = client.resp3;
             Pending::Deferred(Box::pin(async move {
                 let mut guard = conn.lock().await;
-                roundtrip(&state, &mut guard, &addr, &batch, resp3).await
+                let replies = roundtrip(&state, &mut guard, &addr, &batch, resp3).await;
+                let (exec, confirmed) = match (replies, replicated) {
+                    (Err(e), _) => return e,
+                    (Ok(mut r), Some(_)) => {
+                        let wait = r.pop().unwrap_or_default();
+                        let n = Frame::parse(&wait).ok().flatten().and_then(|(f, _)| f.as_integer()).unwrap_or(0);
+                        (r.pop().unwrap_or_default(), Some(n))
+                    }
+                    (Ok(mut r), None) => (r.pop().unwrap_or_default(), None),
+                };
+                if exec.first() == Some(&b'-') || exec.as_ref() == b"*-1\r\n" || exec.as_ref() == b"_\r\n" {
+                    return exec; // aborted or refused: nothing was written
+                }
+                if writes && !crate::fence::still_master(&state, group_id, &addr) {
+                    return crate::fence::error(crate::fence::REFUSED);
+                }
+                match (confirmed, replicated) {
+                    (Some(n), Some((r, _))) if n < i64::from(r) => merge::encode(&Frame::error(
+                        "NOREPLICAS the transaction reached the master but was not confirmed by enough replicas in time",
+                    )),
+                    _ => exec,
+                }
             }))
         }
     }
@@ -194,35 +229,35 @@ async fn roundtrip(
     addr: &str,
     batch: &[Bytes],
     resp3: bool,
-) -> Bytes {
+) -> Result<Vec<Bytes>, Bytes> {
     if slot.is_none() {
         match Dedicated::connect(addr, &state.options.backend, resp3).await {
             Ok(c) => *slot = Some(c),
-            Err(e) => return merge::encode(&Frame::error(&format!("ERR {e}"))),
+            Err(e) => return Err(merge::encode(&Frame::error(&format!("ERR {e}")))),
         }
     }
-    let Some(conn) = slot.as_mut() else { return merge::encode(&Frame::error("ERR internal: no connection")) };
+    let Some(conn) = slot.as_mut() else { return Err(merge::encode(&Frame::error("ERR internal: no connection"))) };
     let mut out = bytes::BytesMut::new();
     for b in batch {
         out.extend_from_slice(b);
     }
     let result = async {
         conn.send(&out).await?;
-        let mut last = Bytes::new();
+        let mut replies = Vec::with_capacity(batch.len());
         for _ in batch {
-            last = conn.read_reply().await?;
+            replies.push(conn.read_reply().await?);
         }
-        Ok::<Bytes, crate::backend::BackendError>(last)
+        Ok::<Vec<Bytes>, crate::backend::BackendError>(replies)
     };
     match tokio::time::timeout(state.options.request_timeout, result).await {
-        Ok(Ok(reply)) => reply,
+        Ok(Ok(replies)) => Ok(replies),
         Ok(Err(e)) => {
             *slot = None;
-            merge::encode(&Frame::error(&format!("ERR {e}")))
+            Err(merge::encode(&Frame::error(&format!("ERR {e}"))))
         }
         Err(_) => {
             *slot = None;
-            merge::encode(&Frame::error("ERR backend did not answer in time"))
+            Err(merge::encode(&Frame::error("ERR backend did not answer in time")))
         }
     }
 }

@@ -128,6 +128,12 @@ pub fn is_write(spec: &CommandSpec) -> bool {
 }
 
 /// True if the command only reads the dataset (`readonly` flag).
+/// Whether running `spec` may change data: write commands, and scripts and functions that are
+/// not the read-only variants (Redis does not flag `EVAL`/`FCALL` as writes, yet they may write).
+pub fn may_write(spec: &CommandSpec) -> bool {
+    spec.is_write() || (!spec.is_readonly() && spec.parent.is_none() && spec.group == CommandGroup::Scripting)
+}
+
 pub fn is_readonly(spec: &CommandSpec) -> bool {
     spec.is_readonly()
 }
