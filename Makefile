@@ -2,7 +2,7 @@
 CARGO ?= cargo
 UP_ARGS ?=
 
-.PHONY: deps build release up test lint fmt bench-failover clean
+.PHONY: deps build release up test lint fmt bench-failover bench-proxy clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -33,6 +33,12 @@ bench-failover: deps
 	@scripts/ensure-deps.sh redis-sentinel
 	$(CARGO) build --release -p zedis-cli -p zedis-bench-failover
 	target/release/zedis-bench-failover --runs 10
+
+## redis-benchmark directly, through twemproxy and through the zedis proxy (SET/GET/MSET, pipeline 1 and 16).
+bench-proxy: deps
+	@scripts/ensure-deps.sh nutcracker redis-tools
+	$(CARGO) build --release -p zedis-cli -p zedis-bench-proxy
+	target/release/zedis-bench-proxy
 
 clean:
 	$(CARGO) clean
