@@ -197,12 +197,16 @@ impl Default for BackendOptions {
     }
 }
 
+type LiveConn = (mpsc::Sender<Job>, Arc<AtomicBool>);
+
 /// The shared connections to one server; reconnects lazily after a failure.
 pub struct ServerPool {
     addr: String,
     options: BackendOptions,
-    /// Connections speaking RESP2 `[0]` and RESP3 `[1]`.
+    /// Connections speaking RESP2 `[0]` and RESP3 `[1]`; the async lock serialises reconnects.
     conns: [Vec<tokio::sync::Mutex<Option<Conn>>>; 2],
+    /// The live connections' queues, read without awaiting on every request.
+    live: [Vec<Mutex<Option<LiveConn>>>; 2],
     /// After a failed connect: until when to fail fast, and why.
     down_until: Mutex<Option<std::time::Instant>>,
     last_error: Mutex<Option<BackendError>>,
@@ -218,6 +222,7 @@ impl ServerPool {
                 (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
                 (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
             ],
+            live: [(0..n).map(|_| Mutex::new(None)).collect(), (0..n).map(|_| Mutex::new(None)).collect()],
             down_until: Mutex::new(None),
             last_error: Mutex::new(None),
         }
@@ -232,15 +237,16 @@ impl ServerPool {
     /// Requests with the same `lane` (a client id) use the same connection, so one client's
     /// pipelined commands reach the server in the order it sent them.
     pub async fn send(&self, lane: Lane, request: Bytes) -> oneshot::Receiver<Reply> {
-        let mut rxs = self.send_all(lane, vec![request]).await;
-        match rxs.pop() {
-            Some(rx) => rx,
-            None => {
-                let (tx, rx) = oneshot::channel();
-                let _ = tx.send(Err(BackendError::Lost(self.addr.clone())));
-                rx
+        let (tx, rx) = oneshot::channel();
+        match self.connection(lane).await {
+            Some(jobs) => {
+                if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
+                    fail(job.reply, BackendError::Lost(self.addr.clone()));
+                }
             }
+            None => fail(tx, self.last_error()),
         }
+        rx
     }
 
     /// Queues `requests` on one connection, in order (a `WAIT` after a write must follow it on
@@ -277,6 +283,15 @@ impl ServerPool {
     async fn connection(&self, lane: Lane) -> Option<mpsc::Sender<Job>> {
         let conns = &self.conns[usize::from(lane.resp3)];
         let i = (lane.id % conns.len() as u64) as usize;
+        // Fast path, no await: the live connection's queue.
+        if let Some(jobs) = self.live[usize::from(lane.resp3)][i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(_, alive)| alive.load(Ordering::Relaxed))
+        {
+            return Some(jobs.0.clone());
+        }
         let mut slot = conns[i].lock().await;
         if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
             return Some(c.jobs.clone());
@@ -289,6 +304,8 @@ impl ServerPool {
         match Conn::open(&self.addr, &self.options, lane.resp3).await {
             Ok(c) => {
                 let jobs = c.jobs.clone();
+                *self.live[usize::from(lane.resp3)][i].lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((jobs.clone(), c.alive.clone()));
                 *slot = Some(c);
                 Some(jobs)
             }

@@ -97,11 +97,17 @@ impl Pending {
             Pending::Ready(b) => (b, false),
             Pending::Close(b) => (b, true),
             Pending::Backend(rx, timeout, None) => (await_backend(rx, timeout).await, false),
-            Pending::Backend(rx, timeout, Some(fence)) => {
-                let reply = match tokio::time::timeout(timeout, rx).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(_)) => Err(BackendError::Lost(fence.pool.addr().to_string())),
-                    Err(_) => return (error_bytes(&format!("ERR backend did not answer within {timeout:?}")), false),
+            Pending::Backend(mut rx, timeout, Some(fence)) => {
+                let ready = rx.try_recv().ok();
+                let reply = match ready {
+                    Some(r) => r,
+                    None => match tokio::time::timeout(timeout, rx).await {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(_)) => Err(BackendError::Lost(fence.pool.addr().to_string())),
+                        Err(_) => {
+                            return (error_bytes(&format!("ERR backend did not answer within {timeout:?}")), false)
+                        }
+                    },
                 };
                 (reply_bytes(fence.settle(reply, timeout).await), false)
             }
@@ -127,7 +133,11 @@ fn reply_bytes(reply: Reply) -> Bytes {
     }
 }
 
-async fn await_backend(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Bytes {
+async fn await_backend(mut rx: oneshot::Receiver<Reply>, timeout: Duration) -> Bytes {
+    // Pipelined replies are often here already: no timer for those.
+    if let Ok(reply) = rx.try_recv() {
+        return reply_bytes(reply);
+    }
     match tokio::time::timeout(timeout, rx).await {
         Ok(Ok(Ok(bytes))) => bytes,
         Ok(Ok(Err(e))) => error_bytes(&format!("ERR {e}")),

@@ -65,10 +65,35 @@ impl CommandStats {
     }
 }
 
-/// Stats of every top-level command, created once.
-fn table() -> &'static HashMap<&'static str, CommandStats> {
-    static TABLE: OnceLock<HashMap<&'static str, CommandStats>> = OnceLock::new();
-    TABLE.get_or_init(|| command_table::commands().iter().map(|c| (c.name, CommandStats::default())).collect())
+/// Hashes a spec's address as is: the keys are already unique, spread pointers.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ByAddress = HashMap<usize, (&'static str, CommandStats), std::hash::BuildHasherDefault<AddressHasher>>;
+
+/// Stats of every top-level command, keyed by the address of its spec, created once.
+fn table() -> &'static ByAddress {
+    static TABLE: OnceLock<ByAddress> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        command_table::commands()
+            .iter()
+            .map(|c| (c as *const CommandSpec as usize, (c.name, CommandStats::default())))
+            .collect()
+    })
 }
 
 /// The stats a request of `spec` counts towards (subcommands count under their container).
@@ -77,7 +102,7 @@ pub fn command_stats(spec: &'static CommandSpec) -> Option<&'static CommandStats
         Some(parent) => command_table::lookup(parent.as_bytes()).unwrap_or(spec),
         None => spec,
     };
-    table().get(top.name)
+    table().get(&(top as *const CommandSpec as usize)).map(|(_, s)| s)
 }
 
 #[derive(Default)]
@@ -165,9 +190,9 @@ impl Metrics {
             "gauge",
             self.topology_epoch.load(Ordering::Relaxed),
         );
-        let mut names: Vec<(&&str, &CommandStats)> =
-            table().iter().filter(|(_, s)| s.calls.load(Ordering::Relaxed) > 0).collect();
-        names.sort_by_key(|(n, _)| **n);
+        let mut names: Vec<(&str, &CommandStats)> =
+            table().values().filter(|(_, s)| s.calls.load(Ordering::Relaxed) > 0).map(|(n, s)| (*n, s)).collect();
+        names.sort_by_key(|(n, _)| *n);
         out.push_str("# HELP zedis_proxy_command_calls_total Commands by name.\n# TYPE zedis_proxy_command_calls_total counter\n");
         for (name, s) in &names {
             let _ = writeln!(
