@@ -221,6 +221,23 @@ fn timeout(state: &ProxyState) -> Duration {
     state.options.request_timeout
 }
 
+/// The one slot all keys of `req` hash to (None without keys), or the error to reply.
+fn single_slot(
+    spec: &'static command_table::CommandSpec,
+    req: &Request,
+) -> Result<Option<zedis_topology::Slot>, String> {
+    let keys = command_table::keys(spec, req).map_err(|e| e.to_string())?;
+    let mut slot = None;
+    for i in keys.iter().copied() {
+        let s = key_slot(req.arg(i).unwrap_or_default());
+        match slot {
+            Some(prev) if prev != s => return Err(command_table::CROSSSLOT.to_string()),
+            _ => slot = Some(s),
+        }
+    }
+    Ok(slot)
+}
+
 /// All keys in one slot, routed to that slot's master.
 async fn keyed(
     state: &Arc<ProxyState>,
@@ -228,19 +245,10 @@ async fn keyed(
     lane: Lane,
     req: Request,
 ) -> Pending {
-    let keys = match command_table::keys(spec, &req) {
-        Ok(k) => k,
-        Err(e) => return error(&e.to_string()),
+    let slot = match single_slot(spec, &req) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
     };
-    let mut slot = None;
-    for i in keys.iter().copied() {
-        let s = key_slot(req.arg(i).unwrap_or_default());
-        match slot {
-            None => slot = Some(s),
-            Some(prev) if prev != s => return error(command_table::CROSSSLOT),
-            Some(_) => {}
-        }
-    }
     let routes = state.routes.load();
     let group = match slot {
         Some(s) => routes.group_for(s),
@@ -263,12 +271,7 @@ async fn keyed(
     if let (Durability::Replicated { replicas, timeout: wait }, true) =
         (state.options.durability, command_table::may_write(spec))
     {
-        let wait_req = Request::from_args([
-            b"WAIT".to_vec(),
-            replicas.to_string().into_bytes(),
-            wait.as_millis().to_string().into_bytes(),
-        ]);
-        let mut rxs = group.master.send_all(lane, vec![raw, wait_req.into_raw()]).await.into_iter();
+        let mut rxs = group.master.send_all(lane, vec![raw, wait_request(replicas, wait)]).await.into_iter();
         let (Some(write_rx), Some(wait_rx)) = (rxs.next(), rxs.next()) else {
             return error("ERR internal: no reply slots");
         };
@@ -356,12 +359,8 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
         let sub = Request::from_args(sub).into_raw();
         let (rx, wait_rx) = match replicated {
             Some((replicas, wait)) => {
-                let wait_req = Request::from_args([
-                    b"WAIT".to_vec(),
-                    replicas.to_string().into_bytes(),
-                    wait.as_millis().to_string().into_bytes(),
-                ]);
-                let mut rxs = routes.groups[g].master.send_all(lane, vec![sub, wait_req.into_raw()]).await.into_iter();
+                let mut rxs =
+                    routes.groups[g].master.send_all(lane, vec![sub, wait_request(replicas, wait)]).await.into_iter();
                 match (rxs.next(), rxs.next()) {
                     (Some(a), Some(b)) => (a, Some(b)),
                     _ => return error("ERR internal: no reply slots"),
@@ -494,18 +493,10 @@ async fn scan(state: &Arc<ProxyState>, lane: Lane, req: Request) -> Pending {
 /// A blocking command on a connection of its own, so it stalls no one else; the connection
 /// closes with the reply (or when the client goes away).
 fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, resp3: bool, req: Request) -> Pending {
-    let keys = match command_table::keys(spec, &req) {
-        Ok(k) => k,
-        Err(e) => return error(&e.to_string()),
+    let slot = match single_slot(spec, &req) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
     };
-    let mut slot = None;
-    for i in keys.iter().copied() {
-        let s = key_slot(req.arg(i).unwrap_or_default());
-        match slot {
-            Some(prev) if prev != s => return error(command_table::CROSSSLOT),
-            _ => slot = Some(s),
-        }
-    }
     let routes = state.routes.load();
     let group = match slot {
         Some(s) => routes.group_for(s),
