@@ -156,7 +156,7 @@ async fn create(global: &Global, args: CreateArgs) -> Result<()> {
     let topology = Topology::new(&global.cluster, &specs, settings)?;
     if !args.no_check {
         for addr in topology.server_addrs() {
-            check_redis(&addr).await?;
+            check_redis(&addr, global.redis_password.as_deref()).await?;
         }
     }
     let zk = global.connect().await?;
@@ -181,7 +181,7 @@ async fn precheck(global: &Global, addrs: &[String]) -> Result<()> {
         if let Some(g) = topo.value.group_of(addr) {
             bail!("server {addr} is already in group {}", g.id);
         }
-        check_redis(addr).await?;
+        check_redis(addr, global.redis_password.as_deref()).await?;
     }
     Ok(())
 }

@@ -24,6 +24,9 @@ pub struct Global {
     /// ZooKeeper session timeout in milliseconds (how long a dead process keeps its nodes).
     #[arg(long, global = true, default_value_t = 6000, value_name = "MS")]
     pub session_timeout_ms: u64,
+    /// The Redis servers' `requirepass` (controllers also give it to replicas as `masterauth`).
+    #[arg(long, global = true, env = "ZEDIS_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
     /// Log filter, e.g. `info`, `debug`, `zedis_controller=debug` (also `RUST_LOG`).
     #[arg(long, global = true, env = "ZEDIS_LOG", default_value = "warn")]
     pub log: String,
@@ -60,10 +63,11 @@ pub fn init_logging(global: &Global) {
 }
 
 /// Checks that `addr` is a reachable Redis server before it joins a cluster.
-pub async fn check_redis(addr: &str) -> Result<()> {
+pub async fn check_redis(addr: &str, password: Option<&str>) -> Result<()> {
     let timeout = Duration::from_secs(2);
-    let mut conn =
-        ServerConn::connect(addr, timeout).await.map_err(|e| anyhow::anyhow!("server {addr} is unreachable: {e}"))?;
+    let mut conn = ServerConn::connect_with(addr, timeout, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("server {addr} is unreachable: {e}"))?;
     conn.ping().await.map_err(|e| anyhow::anyhow!("server {addr} does not answer like Redis: {e}"))?;
     let info = conn.info(&["server"]).await.map_err(|e| anyhow::anyhow!("server {addr} is not Redis: {e}"))?;
     if !info.contains("redis_version:") {

@@ -21,6 +21,7 @@ pub async fn run(global: &Global, args: ControllerArgs) -> Result<()> {
     options.root = global.root.clone();
     options.id = args.id.unwrap_or_else(default_id);
     options.tick = Duration::from_millis(args.tick_ms.max(10));
+    options.redis_password = global.redis_password.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

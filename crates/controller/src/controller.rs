@@ -29,6 +29,8 @@ pub struct ControllerOptions {
     pub tick: Duration,
     /// Per Redis command sent while acting.
     pub command_timeout: Duration,
+    /// The Redis servers' `requirepass` (never written to ZooKeeper).
+    pub redis_password: Option<String>,
 }
 
 impl ControllerOptions {
@@ -40,6 +42,7 @@ impl ControllerOptions {
             id: default_id(),
             tick: Duration::from_millis(100),
             command_timeout: Duration::from_secs(2),
+            redis_password: None,
         }
     }
 }
@@ -114,7 +117,7 @@ async fn run_session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> SessionEnd {
     let store = TopologyStore::new(zk.clone(), paths.clone());
-    let observer = Observer::new(&options.id);
+    let observer = Observer::new(&options.id).with_password(options.redis_password.clone());
     let mut tasks = JoinSet::new();
     let mut waiting_logged = false;
     // Wait for the cluster to exist.
@@ -299,6 +302,7 @@ impl Leader {
                 events: EventLog::new(zk.clone(), paths),
                 leadership: Leadership::default(),
                 timeout: options.command_timeout,
+                password: options.redis_password.clone(),
             },
             store,
             observer,

@@ -28,6 +28,7 @@ struct ProbeState {
 #[derive(Clone)]
 pub struct Observer {
     id: String,
+    password: Option<String>,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -50,6 +51,7 @@ impl Observer {
     pub fn new(id: &str) -> Observer {
         Observer {
             id: id.to_string(),
+            password: None,
             inner: Arc::new(Mutex::new(Inner {
                 epoch: 0,
                 settings: ClusterSettings::default(),
@@ -57,6 +59,12 @@ impl Observer {
                 tasks: HashMap::new(),
             })),
         }
+    }
+
+    /// Probes with the servers' `requirepass`.
+    pub fn with_password(mut self, password: Option<String>) -> Observer {
+        self.password = password;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -92,7 +100,12 @@ impl Observer {
                 last: ServerObservation { error: Some("not probed yet".into()), ..Default::default() },
             });
             // The task holds a weak handle, so dropping the last Observer stops every probe.
-            let task = tokio::spawn(probe_loop(Arc::downgrade(&self.inner), addr.clone(), topology.settings.clone()));
+            let task = tokio::spawn(probe_loop(
+                Arc::downgrade(&self.inner),
+                addr.clone(),
+                topology.settings.clone(),
+                self.password.clone(),
+            ));
             inner.tasks.insert(addr, task);
         }
     }
@@ -158,7 +171,7 @@ pub async fn probe(conn: &mut ServerConn) -> Result<ServerObservation, String> {
     Ok(obs)
 }
 
-async fn probe_loop(inner: Weak<Mutex<Inner>>, addr: String, settings: ClusterSettings) {
+async fn probe_loop(inner: Weak<Mutex<Inner>>, addr: String, settings: ClusterSettings, password: Option<String>) {
     let interval = Duration::from_millis(settings.probe_interval_ms);
     // Long enough for a busy server, short enough to vote well inside down_after.
     let timeout = Duration::from_millis((settings.down_after_ms / 2).clamp(50, 2000));
@@ -166,7 +179,7 @@ async fn probe_loop(inner: Weak<Mutex<Inner>>, addr: String, settings: ClusterSe
     loop {
         let started = Instant::now();
         if conn.is_none() {
-            match ServerConn::connect(&addr, timeout).await {
+            match ServerConn::connect_with(&addr, timeout, password.as_deref()).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     let Some(inner) = inner.upgrade() else { return };

@@ -54,6 +54,8 @@ pub struct Reconciler {
     pub leadership: Leadership,
     /// Per Redis command.
     pub timeout: Duration,
+    /// The servers' `requirepass`.
+    pub password: Option<String>,
 }
 
 /// What a carried-out action changed.
@@ -67,7 +69,7 @@ pub enum Done {
 impl Reconciler {
     pub async fn connect(&self, addr: &str) -> Result<ServerConn, ReconcileError> {
         self.leadership.check()?;
-        Ok(ServerConn::connect(addr, self.timeout).await?)
+        Ok(ServerConn::connect_with(addr, self.timeout, self.password.as_deref()).await?)
     }
 
     pub async fn event(&self, event: Event) {

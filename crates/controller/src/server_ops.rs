@@ -23,12 +23,28 @@ pub struct ServerConn {
     addr: String,
     conn: MultiplexedConnection,
     timeout: Duration,
+    /// The servers' `requirepass`, also given to replicas as `masterauth`.
+    password: Option<String>,
 }
 
 impl ServerConn {
     pub async fn connect(addr: &str, timeout: Duration) -> Result<ServerConn, ServerError> {
+        ServerConn::connect_with(addr, timeout, None).await
+    }
+
+    /// Connects and authenticates with `password` (all managed servers share one password).
+    pub async fn connect_with(
+        addr: &str,
+        timeout: Duration,
+        password: Option<&str>,
+    ) -> Result<ServerConn, ServerError> {
         let (host, port) = split_addr(addr).ok_or_else(|| ServerError::BadAddress { addr: addr.to_string() })?;
-        let info = (host.to_string(), port);
+        let mut info = redis::IntoConnectionInfo::into_connection_info((host.to_string(), port))
+            .map_err(|source| ServerError::Redis { addr: addr.to_string(), source })?;
+        if let Some(p) = password {
+            let settings = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(settings);
+        }
         let client =
             redis::Client::open(info).map_err(|source| ServerError::Redis { addr: addr.to_string(), source })?;
         let config =
@@ -39,7 +55,7 @@ impl ServerConn {
             Ok(Err(source)) => return Err(ServerError::Redis { addr: addr.to_string(), source }),
             Err(_) => return Err(ServerError::Timeout { addr: addr.to_string(), after: timeout }),
         };
-        Ok(ServerConn { addr: addr.to_string(), conn, timeout })
+        Ok(ServerConn { addr: addr.to_string(), conn, timeout, password: password.map(str::to_string) })
     }
 
     pub fn addr(&self) -> &str {
@@ -75,8 +91,12 @@ impl ServerConn {
         self.run::<String>(&cmd).await
     }
 
-    /// `REPLICAOF host port`, or `REPLICAOF NO ONE` when `master` is `None`.
+    /// `REPLICAOF host port`, or `REPLICAOF NO ONE` when `master` is `None`. With a password,
+    /// the replica first gets it as `masterauth` so it can sync.
     pub async fn replicaof(&mut self, master: Option<&str>) -> Result<(), ServerError> {
+        if let (Some(p), Some(_)) = (self.password.clone(), master) {
+            self.config_set(&[("masterauth".to_string(), p)]).await?;
+        }
         let mut cmd = redis::cmd("REPLICAOF");
         match master {
             None => cmd.arg("NO").arg("ONE"),
