@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use zedis_proxy::options::Durability;
+use zedis_proxy::options::{Durability, ReadFrom};
 use zedis_proxy::{ProxyOptions, ProxyState};
 
 use crate::common::Global;
@@ -44,12 +44,25 @@ pub struct ProxyArgs {
     /// The Redis servers' `requirepass`.
     #[arg(long, env = "ZEDIS_BACKEND_PASSWORD", hide_env_values = true)]
     pub backend_password: Option<String>,
+    /// Where read-only commands go: `master`, or `replica-preferred` (a replica whose link is
+    /// up and whose last contact with its master is at most --max-lag-secs old).
+    #[arg(long, value_enum, default_value_t = ReadFromArg::Master)]
+    pub read_from: ReadFromArg,
+    /// Largest replication lag, in seconds, of a replica that serves reads.
+    #[arg(long, default_value_t = 1)]
+    pub max_lag_secs: u64,
     /// Address for the HTTP endpoint with `/metrics` (Prometheus) and `/healthz`; off if unset.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
     /// Unique id of this proxy (default: proxy-<pid>).
     #[arg(long)]
     pub id: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFromArg {
+    Master,
+    ReplicaPreferred,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +86,9 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
     if let Some(id) = args.id {
         options.id = id;
     }
+    if args.read_from == ReadFromArg::ReplicaPreferred {
+        options.read_from = ReadFrom::ReplicaPreferred { max_lag: Duration::from_secs(args.max_lag_secs) };
+    }
     options.auth = zedis_proxy::auth::AuthConfig { password: args.password.clone(), users: args.users.clone() };
     options.backend.password = args.backend_password.clone();
     let paths = global.paths()?;
@@ -86,6 +102,9 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(listen = %args.listen, cluster = %global.cluster, "proxy starting");
+    if let ReadFrom::ReplicaPreferred { max_lag } = state.options.read_from {
+        tokio::spawn(zedis_proxy::replica_health::watch_replicas(state.clone(), max_lag, stop_rx.clone()));
+    }
     if let Some(addr) = &args.metrics_listen {
         let http = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         tokio::spawn(zedis_proxy::http::serve(state.clone(), http, stop_rx.clone()));

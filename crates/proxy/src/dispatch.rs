@@ -15,7 +15,7 @@ use crate::backend::{BackendError, Lane, Reply};
 use crate::command_table::{self, AggregateKind, LocalKind, Policy, SplitKind};
 use crate::fence::Fence;
 use crate::merge;
-use crate::options::Durability;
+use crate::options::{Durability, ReadFrom};
 use crate::state::ProxyState;
 
 /// Per-connection state the proxy keeps for a client.
@@ -238,6 +238,22 @@ fn single_slot(
     Ok(slot)
 }
 
+/// A replica of `group` fresh enough to read from, the same one for a client while it stays
+/// fresh (so its reads do not go back in time between replicas).
+fn readable_replica(
+    state: &ProxyState,
+    group: &crate::route_table::GroupRoute,
+    lane: Lane,
+) -> Option<Arc<crate::backend::ServerPool>> {
+    let readable = state.readable.load();
+    let fresh: Vec<&Arc<crate::backend::ServerPool>> =
+        group.replicas.iter().filter(|r| readable.contains(r.addr())).collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    Some(fresh[(lane.id % fresh.len() as u64) as usize].clone())
+}
+
 /// All keys in one slot, routed to that slot's master.
 async fn keyed(
     state: &Arc<ProxyState>,
@@ -258,6 +274,12 @@ async fn keyed(
     let Some(group) = group else {
         return error("CLUSTERDOWN Hash slot not served");
     };
+    if let (ReadFrom::ReplicaPreferred { .. }, true) = (state.options.read_from, spec.is_readonly()) {
+        if let Some(replica) = readable_replica(state, group, lane) {
+            let rx = replica.send(lane, req.into_raw()).await;
+            return Pending::Backend(rx, timeout(state), None);
+        }
+    }
     let raw = req.into_raw();
     let fence = Fence {
         state: state.clone(),

@@ -19,6 +19,7 @@ pub mod merge;
 pub mod metrics;
 pub mod options;
 pub mod pubsub;
+pub mod replica_health;
 pub mod route_table;
 pub mod server;
 pub mod session;

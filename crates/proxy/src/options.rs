@@ -17,9 +17,20 @@ pub enum Durability {
     Replicated { replicas: u32, timeout: Duration },
 }
 
+/// Where reads go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Every command to the group's master (consistent reads).
+    Master,
+    /// Read-only commands to a replica whose link to its master is up and whose last contact
+    /// with it is at most `max_lag` old; the master when there is none.
+    ReplicaPreferred { max_lag: Duration },
+}
+
 #[derive(Clone, Debug)]
 pub struct ProxyOptions {
     pub durability: Durability,
+    pub read_from: ReadFrom,
     /// Who may connect; empty: everyone, with full access.
     pub auth: crate::auth::AuthConfig,
     /// Address to listen on, e.g. `127.0.0.1:6380`.
@@ -40,6 +51,7 @@ impl Default for ProxyOptions {
     fn default() -> Self {
         ProxyOptions {
             durability: Durability::Async,
+            read_from: ReadFrom::Master,
             auth: crate::auth::AuthConfig::default(),
             listen: "127.0.0.1:6380".into(),
             max_clients: 10_000,

@@ -13,6 +13,8 @@ use crate::backend::{BackendOptions, ServerPool};
 pub struct GroupRoute {
     pub id: u32,
     pub master: Arc<ServerPool>,
+    /// The group's replicas (candidates for reads with `--read-from replica-preferred`).
+    pub replicas: Vec<Arc<ServerPool>>,
 }
 
 pub struct RouteTable {
@@ -31,8 +33,15 @@ impl RouteTable {
     }
 
     pub fn build(topology: &Topology, pools: &PoolRegistry) -> RouteTable {
-        let groups: Vec<GroupRoute> =
-            topology.groups.iter().map(|g| GroupRoute { id: g.id, master: pools.get(&g.master) }).collect();
+        let groups: Vec<GroupRoute> = topology
+            .groups
+            .iter()
+            .map(|g| GroupRoute {
+                id: g.id,
+                master: pools.get(&g.master),
+                replicas: g.replicas().map(|r| pools.get(&r.addr)).collect(),
+            })
+            .collect();
         let index: HashMap<u32, u16> = groups.iter().enumerate().map(|(i, g)| (g.id, i as u16)).collect();
         let slot_group = (0..SLOT_COUNT)
             .map(|s| topology.slots.owner(s).and_then(|g| index.get(&g).copied()).unwrap_or(NO_GROUP))

@@ -13,6 +13,8 @@ pub struct ProxyState {
     pub routes: ArcSwap<RouteTable>,
     pub pools: PoolRegistry,
     pub metrics: Metrics,
+    /// Replicas that may serve reads now (with `--read-from replica-preferred`).
+    pub readable: ArcSwap<std::collections::HashSet<String>>,
 }
 
 impl ProxyState {
@@ -23,6 +25,7 @@ impl ProxyState {
             routes: ArcSwap::from_pointee(RouteTable::empty()),
             pools,
             metrics: Metrics::default(),
+            readable: ArcSwap::from_pointee(Default::default()),
         })
     }
 }
