@@ -82,6 +82,10 @@ fn password_protected_servers_replicate_and_fail_over() {
         info(&r).contains("master_link_status:up")
     });
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut authed(&m)).unwrap();
+    // Replication is asynchronous: only a write the replica has is expected to survive.
+    wait_until("the write to reach the replica", Duration::from_secs(10), || {
+        redis::cmd("GET").arg("k").query::<Option<String>>(&mut authed(&r)).ok().flatten().as_deref() == Some("v")
+    });
 
     eprintln!("phase: kill -9 of the master promotes the replica");
     m.kill9();
