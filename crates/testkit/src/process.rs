@@ -133,6 +133,32 @@ impl ServerProcess {
     /// Sends `signal` to the process group of the child (which includes e.g. a forked redis
     /// BGSAVE child). Does nothing if there is no child. The child is not reaped before the
     /// caller does it, so its pid (and group id) cannot have been reused.
+    /// SIGSTOP, and waits (up to 2 s) until the kernel reports the process stopped: `kill`
+    /// returns before every thread of a busy process has actually stopped.
+    pub(crate) fn stop_and_wait(&self) {
+        self.signal(libc::SIGSTOP);
+        let Some(child) = &self.child else { return };
+        let tasks = format!("/proc/{}/task", child.id());
+        // The state is the field after the parenthesised command name; every thread must be 'T'.
+        let thread_stopped = |stat: std::path::PathBuf| {
+            std::fs::read_to_string(stat)
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['T', 't'])))
+                .unwrap_or(true)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            let all_stopped = match std::fs::read_dir(&tasks) {
+                Ok(entries) => entries.flatten().all(|e| thread_stopped(e.path().join("stat"))),
+                Err(_) => true,
+            };
+            if all_stopped {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     pub(crate) fn signal(&self, signal: libc::c_int) {
         if let Some(child) = &self.child {
             let pgid = child.id() as libc::pid_t;

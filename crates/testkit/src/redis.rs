@@ -183,7 +183,7 @@ impl RedisServer {
     /// answers.
     pub fn sigstop(&self) {
         tracing::info!(port = self.port, pid = self.pid(), "SIGSTOP redis-server");
-        self.process.signal(libc::SIGSTOP);
+        self.process.stop_and_wait();
     }
 
     /// SIGCONT: resumes a server frozen by [`RedisServer::sigstop`].

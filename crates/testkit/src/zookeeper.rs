@@ -300,7 +300,7 @@ impl ZkServer {
     /// SIGSTOP: the JVM freezes (clients' sessions will time out, peers will drop it).
     pub fn sigstop(&self) {
         tracing::info!(server = %self.process.name(), port = self.port, pid = self.pid(), "SIGSTOP zookeeper");
-        self.process.signal(libc::SIGSTOP);
+        self.process.stop_and_wait();
     }
 
     /// SIGCONT: resumes a server frozen by [`ZkServer::sigstop`].
