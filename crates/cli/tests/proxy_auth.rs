@@ -128,6 +128,7 @@ fn unauthenticated_clients_get_noauth_until_they_authenticate() {
     check(&mut c, &["AUTH", "default", "nope"], WRONGPASS);
     check(&mut c, &["AUTH", "ro", "rw-pw"], WRONGPASS);
     check(&mut c, &["AUTH", "ghost", ADMIN_PW], WRONGPASS);
+    check(&mut c, &["AUTH", "a", "b", "c"], "-ERR syntax error");
     check(&mut c, &["HELLO", "2", "AUTH", "rw", "nope"], WRONGPASS);
     check(&mut c, &["GET", "na:k"], NOAUTH);
 

@@ -25,9 +25,10 @@ fn bulk(s: impl Into<Bytes>) -> Frame {
 
 fn client_info(state: &ProxyState, client: &ClientState) -> String {
     let name = client.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+    let resp = if client.resp3 { 3 } else { 2 };
     format!(
-        "id={} addr={} laddr={} name={} db=0 resp=2 lib=zedis-proxy",
-        client.id, client.peer, state.options.listen, name
+        "id={} addr={} laddr={} name={} db=0 resp={resp} user={} lib=zedis-proxy",
+        client.id, client.peer, state.options.listen, name, client.user
     )
 }
 
@@ -61,6 +62,7 @@ pub async fn reply(state: &Arc<ProxyState>, client: &mut ClientState, kind: Loca
             client.subs = None;
             ready(r3, Frame::simple("RESET"))
         }
+        LocalKind::Auth if req.len() > 3 => err("ERR syntax error"),
         LocalKind::Auth => {
             let (user, password) = match req.len() {
                 2 => (None, req.arg(1).unwrap_or_default()),
