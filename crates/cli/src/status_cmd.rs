@@ -23,14 +23,21 @@ pub async fn run(global: &Global, args: StatusArgs) -> Result<()> {
     // The controller acting as leader now (not merely first in the election queue).
     let leader = LeaderRecord::read(&zk, &paths).await?.map(|r| r.id);
     let now = now_ms();
-    let reports: Vec<_> = ObserverBoard::new(zk, paths)
+    let reports: Vec<_> = ObserverBoard::new(zk.clone(), paths.clone())
         .read_all()
         .await?
         .into_iter()
         .filter_map(|p| p.report)
         .filter(|r| now.saturating_sub(r.time_ms) <= FRESH_MS)
         .collect();
-    let view = build(&topo.value, leader, &reports);
+    let mut view = build(&topo.value, leader, &reports);
+    for id in zk.children(&paths.proxies()).await? {
+        if let Some((data, _)) = zk.get(&format!("{}/{id}", paths.proxies())).await? {
+            if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&data) {
+                view.proxies.push(record);
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {

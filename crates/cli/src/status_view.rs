@@ -12,6 +12,8 @@ pub struct StatusView {
     pub groups: Vec<GroupView>,
     pub slots: Vec<SlotRange>,
     pub migrations: Vec<serde_json::Value>,
+    /// Registered proxies: id, address, the topology epoch each has applied.
+    pub proxies: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -94,6 +96,7 @@ pub fn build(topology: &Topology, leader: Option<String>, reports: &[ObserverRep
         groups,
         slots: topology.slots.ranges(),
         migrations: topology.migrations.clone(),
+        proxies: Vec::new(),
     }
 }
 
@@ -130,6 +133,14 @@ pub fn render(view: &StatusView) -> String {
                 s.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default()
             ));
         }
+    }
+    for p in &view.proxies {
+        out.push_str(&format!(
+            "proxy {}  {}  epoch {}\n",
+            p["id"].as_str().unwrap_or("?"),
+            p["addr"].as_str().unwrap_or("?"),
+            p["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "?".into())
+        ));
     }
     out.push_str("slots\n");
     for r in &view.slots {

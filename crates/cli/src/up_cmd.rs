@@ -152,6 +152,10 @@ async fn replication_ready(global: &Global, zk: &zedis_coord::Zk, topology: &Top
     if !matches!(LeaderRecord::read(zk, &paths).await, Ok(Some(_))) {
         return false;
     }
+    // The proxy has registered (with the epoch it applied).
+    if !matches!(zk.children(&paths.proxies()).await, Ok(p) if !p.is_empty()) {
+        return false;
+    }
     for g in &topology.groups {
         for r in g.replicas() {
             let Ok(mut conn) = zedis_controller::server_ops::ServerConn::connect(&r.addr, Duration::from_secs(1)).await

@@ -78,6 +78,7 @@ fn sandbox_comes_up_fails_over_and_stops_clean() {
     assert_eq!(redis_addrs.len(), 4);
     let s = status(&zk);
     assert_eq!(s["epoch"], 1);
+    assert_eq!(s["proxies"][0]["epoch"], 1, "the proxy is registered with the epoch it applied: {s}");
     assert_eq!(s["groups"][0]["master"], groups[0]["master"]["addr"]);
 
     eprintln!("phase: the proxy routes cross-slot MSET/MGET/DEL over both groups");
