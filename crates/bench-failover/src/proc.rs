@@ -4,7 +4,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -20,11 +19,8 @@ pub struct ChildProcess {
 }
 
 impl ChildProcess {
-    /// Spawns `command` with stdin closed and stdout/stderr appended to `log_path`.
-    ///
-    /// Call this from the thread that lives as long as the benchmark (the main thread): on
-    /// Linux the child gets `PR_SET_PDEATHSIG = SIGKILL`, which fires when the *thread* that
-    /// forked it exits.
+    /// Spawns `command` with stdin closed and stdout/stderr appended to `log_path`, supervised
+    /// by [`zedis_testkit::spawn_supervised`] (own process group, killed with the benchmark).
     pub fn spawn(name: &str, mut command: Command, log_path: &Path) -> Result<ChildProcess> {
         let log = OpenOptions::new()
             .create(true)
@@ -32,30 +28,9 @@ impl ChildProcess {
             .open(log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
         command.stdin(Stdio::null()).stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log));
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-        // functions (setpgid, prctl, getppid); it does not allocate.
-        unsafe {
-            command.pre_exec(move || {
-                // Own process group: a Ctrl-C reaches only the benchmark, which stops us.
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                #[cfg(target_os = "linux")]
-                {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    if libc::getppid() != parent {
-                        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                }
-                #[cfg(not(target_os = "linux"))]
-                let _ = parent;
-                Ok(())
-            });
-        }
-        let child = command.spawn().with_context(|| format!("cannot start {name} ({:?})", command.get_program()))?;
+        let program = command.get_program().to_owned();
+        let child =
+            zedis_testkit::spawn_supervised(command).with_context(|| format!("cannot start {name} ({program:?})"))?;
         Ok(ChildProcess { name: name.to_string(), child, log_path: log_path.to_path_buf() })
     }
 

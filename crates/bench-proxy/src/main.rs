@@ -7,7 +7,6 @@
 mod bench;
 mod procs;
 mod report;
-mod resp;
 mod setup;
 
 use std::path::PathBuf;

@@ -5,7 +5,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,30 +74,9 @@ impl ChildProcess {
         log_path: &Path,
     ) -> Result<ChildProcess> {
         command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-        // functions (setpgid, prctl, getppid); it does not allocate.
-        unsafe {
-            command.pre_exec(move || {
-                // Own process group: a Ctrl-C reaches only the benchmark.
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                #[cfg(target_os = "linux")]
-                {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    if libc::getppid() != parent {
-                        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                }
-                #[cfg(not(target_os = "linux"))]
-                let _ = parent;
-                Ok(())
-            });
-        }
-        let child = command.spawn().with_context(|| format!("cannot start {name} ({:?})", command.get_program()))?;
+        let program = command.get_program().to_owned();
+        let child =
+            zedis_testkit::spawn_supervised(command).with_context(|| format!("cannot start {name} ({program:?})"))?;
         Ok(ChildProcess { name: name.to_string(), child, log_path: log_path.to_path_buf() })
     }
 

@@ -12,7 +12,6 @@ use zedis_testkit::{free_port, RedisOptions, RedisServer, ZkOptions, ZkServer};
 use zedis_topology::{key_slot, ClusterSettings, GroupSpec, Server, Topology};
 
 use crate::procs::ChildProcess;
-use crate::resp::{Conn, Reply};
 
 const CLUSTER: &str = "default";
 const ROOT: &str = "/zedis";
@@ -252,17 +251,30 @@ impl Env {
     }
 }
 
-fn expect_ok(conn: &mut Conn, args: &[&str]) -> Result<(), String> {
-    match conn.command(args) {
-        Ok(Reply::Simple(s)) if s == "OK" => Ok(()),
-        Ok(other) => Err(format!("{} answered {:?}", args[0], other.text())),
+/// A blocking connection with `timeout` on connect, reads and writes. No `CLIENT SETINFO`
+/// on connect: twemproxy refuses `CLIENT` and would close the connection.
+fn connect(addr: &str, timeout: Duration) -> Result<redis::Connection, String> {
+    let info = redis::IntoConnectionInfo::into_connection_info(format!("redis://{addr}/"))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let client = redis::Client::open(info.set_redis_settings(settings)).map_err(|e| format!("{addr}: {e}"))?;
+    let conn = client.get_connection_with_timeout(timeout).map_err(|e| format!("connect: {e}"))?;
+    conn.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn expect_ok(conn: &mut redis::Connection, args: &[&str]) -> Result<(), String> {
+    match redis::cmd(args[0]).arg(&args[1..]).query::<String>(conn) {
+        Ok(s) if s == "OK" => Ok(()),
+        Ok(other) => Err(format!("{} answered {other:?}", args[0])),
         Err(e) => Err(format!("{}: {e}", args[0])),
     }
 }
 
 fn zedis_ready(addr: &str) -> Result<(), String> {
-    let mut conn = Conn::connect(addr, PROBE_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    let info = conn.command(&["INFO", "cluster"]).map_err(|e| format!("INFO cluster: {e}"))?.text();
+    let mut conn = connect(addr, PROBE_TIMEOUT)?;
+    let info: String = redis::cmd("INFO").arg("cluster").query(&mut conn).map_err(|e| format!("INFO cluster: {e}"))?;
     let epoch = info
         .lines()
         .find_map(|l| l.trim().strip_prefix("topology_epoch:"))
@@ -275,10 +287,10 @@ fn zedis_ready(addr: &str) -> Result<(), String> {
 }
 
 fn twemproxy_ready(addr: &str) -> Result<(), String> {
-    let mut conn = Conn::connect(addr, PROBE_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    match conn.command(&["PING"]) {
-        Ok(Reply::Simple(s)) if s == "PONG" => {}
-        Ok(other) => return Err(format!("PING answered {:?}", other.text())),
+    let mut conn = connect(addr, PROBE_TIMEOUT)?;
+    match redis::cmd("PING").query::<String>(&mut conn) {
+        Ok(s) if s == "PONG" => {}
+        Ok(other) => return Err(format!("PING answered {other:?}")),
         Err(e) => return Err(format!("PING: {e}")),
     }
     expect_ok(&mut conn, &["SET", "bench:ready", "twemproxy"])
@@ -307,26 +319,20 @@ fn start_nutcracker(settings: &Settings, dir: &Path, listen: &str, masters: &[Re
 /// so every GET finds its key whichever server a target sends it to.
 fn populate(addr: &str, keyspace: u64, timeout: Duration) -> Result<()> {
     const BATCH: u64 = 500;
-    let mut conn = Conn::connect(addr, timeout)?;
-    let mut sent = 0;
+    let mut conn = connect(addr, timeout).map_err(anyhow::Error::msg)?;
+    let mut pipe = redis::pipe();
     let mut start = 0;
     while start < keyspace {
         let end = (start + BATCH).min(keyspace);
-        let mut args = vec!["MSET".to_string()];
+        let mset = pipe.cmd("MSET");
         for i in start..end {
-            args.push(format!("key:{i:012}"));
-            args.push("xxx".to_string());
+            mset.arg(format!("key:{i:012}")).arg("xxx");
         }
-        conn.queue(&args);
-        sent += 1;
         start = end;
     }
-    conn.flush()?;
-    for _ in 0..sent {
-        match conn.read_reply()? {
-            Reply::Simple(s) if s == "OK" => {}
-            other => bail!("MSET answered {:?}", other.text()),
-        }
+    let replies: Vec<String> = pipe.query(&mut conn).context("MSET")?;
+    if let Some(other) = replies.iter().find(|r| *r != "OK") {
+        bail!("MSET answered {other:?}");
     }
     Ok(())
 }

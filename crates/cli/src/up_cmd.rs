@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,17 +103,8 @@ fn spawn_role(global: &Global, zk: &str, dir: &Path, id: String, role: &[&str]) 
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            // Own process group: a terminal's Ctrl-C reaches us, and we stop children in order.
-            libc::setpgid(0, 0);
-            // Die with the sandbox even if it is killed with -9 (we spawn from the main thread).
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().with_context(|| format!("cannot start {id}"))?;
+    // Own process group and killed with the sandbox, even after `kill -9` of it.
+    let child = zedis_testkit::spawn_supervised(cmd).with_context(|| format!("cannot start {id}"))?;
     Ok(Controller { id, child, log })
 }
 

@@ -56,6 +56,7 @@ mod zookeeper;
 pub use ensemble::ZkEnsemble;
 pub use error::{Result, TestkitError, LOG_TAIL_LINES};
 pub use port::free_port;
+pub use process::spawn_supervised;
 pub use redis::{redis_ping, RedisOptions, RedisServer, REDIS_DEFAULT_READY_TIMEOUT};
 pub use zookeeper::{four_letter_word, ZkOptions, ZkServer, ZK_DEFAULT_READY_TIMEOUT, ZK_DEFAULT_TICK_MS};
 

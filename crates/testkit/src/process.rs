@@ -49,14 +49,8 @@ impl ServerProcess {
     /// Returns the length the log file had before the spawn, so the caller can look at just
     /// this run's output.
     ///
-    /// The child gets its own process group, so a Ctrl-C on the parent's terminal reaches only
-    /// the parent, which then stops its children in order. On Linux the child also gets
-    /// `PR_SET_PDEATHSIG = SIGKILL`, so it dies if the parent dies without cleaning up (a test
-    /// binary killed by a timeout, say). The kernel sends that signal when the *thread* that
-    /// forked the child exits, not when the process does; a server started from a short-lived
-    /// thread (a helper thread, a `spawn_blocking` task) would die with that thread. So the
-    /// fork is done by [`spawn_from_long_lived_thread`], on a thread that lives as long as the
-    /// process, and callers may start servers from any thread.
+    /// The child is supervised as [`spawn_supervised`] says (own process group, killed with
+    /// the parent), whatever thread calls this.
     pub(crate) fn spawn(&mut self, args: &[OsString], cwd: &Path) -> Result<u64> {
         debug_assert!(self.child.is_none(), "spawn while a child is still owned");
         let log = OpenOptions::new().create(true).append(true).open(&self.log_path)?;
@@ -68,30 +62,7 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
-        // functions (setpgid, prctl, getppid); it does not allocate.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                #[cfg(target_os = "linux")]
-                {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    // The parent may have died before prctl took effect.
-                    if libc::getppid() != parent {
-                        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                }
-                #[cfg(not(target_os = "linux"))]
-                let _ = parent;
-                Ok(())
-            });
-        }
-        let child = spawn_from_long_lived_thread(command).map_err(|source| TestkitError::Spawn {
+        let child = spawn_supervised(command).map_err(|source| TestkitError::Spawn {
             server: self.name.clone(),
             program: self.program.to_string_lossy().into_owned(),
             source,
@@ -130,9 +101,6 @@ impl ServerProcess {
         self.child.is_some()
     }
 
-    /// Sends `signal` to the process group of the child (which includes e.g. a forked redis
-    /// BGSAVE child). Does nothing if there is no child. The child is not reaped before the
-    /// caller does it, so its pid (and group id) cannot have been reused.
     /// SIGSTOP, and waits (up to 2 s) until the kernel reports the process stopped: `kill`
     /// returns before every thread of a busy process has actually stopped.
     pub(crate) fn stop_and_wait(&self) {
@@ -159,6 +127,9 @@ impl ServerProcess {
         }
     }
 
+    /// Sends `signal` to the process group of the child (which includes e.g. a forked redis
+    /// BGSAVE child). Does nothing if there is no child. The child is not reaped before the
+    /// caller does it, so its pid (and group id) cannot have been reused.
     pub(crate) fn signal(&self, signal: libc::c_int) {
         if let Some(child) = &self.child {
             let pgid = child.id() as libc::pid_t;
@@ -306,6 +277,41 @@ struct SpawnRequest {
 /// Spawns `command` from a thread that never exits, because `PR_SET_PDEATHSIG` fires when
 /// the forking *thread* exits. If that thread cannot be created, spawns from the caller's
 /// thread (the children then die with it; see [`ServerProcess::spawn`]).
+/// Spawns `command` as a supervised child: its own process group (a Ctrl-C on the parent's
+/// terminal reaches only the parent, which then stops its children in order) and, on Linux,
+/// `PR_SET_PDEATHSIG = SIGKILL`, so it dies if the parent dies without cleaning up. The kernel
+/// sends that signal when the *thread* that forked the child exits, so the fork is done on a
+/// thread that lives as long as the process: callers may spawn from any thread.
+///
+/// Used for the servers of this crate and for any other child a test, a benchmark or the
+/// sandbox starts (controllers, proxies, sentinels, ...).
+pub fn spawn_supervised(mut command: Command) -> io::Result<Child> {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs between fork and exec and only calls async-signal-safe
+    // functions (setpgid, prctl, getppid); it does not allocate.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = parent;
+            Ok(())
+        });
+    }
+    spawn_from_long_lived_thread(command)
+}
+
 fn spawn_from_long_lived_thread(mut command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Option<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
