@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::backend::{Lane, Reply, ServerPool};
+use crate::route_table::RouteTable;
 use crate::state::ProxyState;
 
 /// What a request was sent against.
@@ -44,9 +45,14 @@ pub fn verdict(sent_epoch: u64, now_epoch: u64, same_master: bool, write: bool, 
     }
 }
 
+/// Whether `addr` is the master of `group` in `routes`.
+fn master_is(routes: &RouteTable, group: u32, addr: &str) -> bool {
+    routes.groups.iter().any(|g| g.id == group && g.master.addr() == addr)
+}
+
 /// Whether `addr` is still the master of `group` in the current route table.
 pub fn still_master(state: &ProxyState, group: u32, addr: &str) -> bool {
-    state.routes.load().groups.iter().any(|g| g.id == group && g.master.addr() == addr)
+    master_is(&state.routes.load(), group, addr)
 }
 
 pub const REFUSED: &str =
@@ -58,7 +64,7 @@ impl Fence {
         let routes = self.state.routes.load();
         let current = routes.groups.iter().find(|g| g.id == self.group);
         let failed = reply.is_err();
-        let same = current.is_some_and(|g| Arc::ptr_eq(&g.master, &self.pool));
+        let same = master_is(&routes, self.group, self.pool.addr());
         match verdict(self.epoch, routes.epoch, same, self.write, failed) {
             Verdict::Deliver => reply,
             Verdict::Refuse => Ok(error(REFUSED)),

@@ -166,7 +166,7 @@ fn hello(state: &ProxyState, client: &mut ClientState, req: &Request) -> Pending
         bulk("proto"),
         Frame::Integer(if client.resp3 { 3 } else { 2 }),
         bulk("id"),
-        Frame::Integer(state_id(client)),
+        Frame::Integer(client.id as i64),
         bulk("mode"),
         bulk("proxy"),
         bulk("role"),
@@ -180,10 +180,6 @@ fn hello(state: &ProxyState, client: &mut ClientState, req: &Request) -> Pending
     } else {
         ready(false, Frame::Array(fields))
     }
-}
-
-fn state_id(client: &ClientState) -> i64 {
-    client.id as i64
 }
 
 /// `INFO [section ...]`: the proxy's own sections, with the keyspace summed over the groups.
