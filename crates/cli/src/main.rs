@@ -4,7 +4,10 @@
 mod cluster_cmd;
 mod common;
 mod controller_cmd;
+mod election_cmd;
+mod lock_cmd;
 mod proxy_cmd;
+mod service_cmd;
 mod status_cmd;
 mod status_view;
 mod up_cmd;
@@ -36,6 +39,15 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// Start a local sandbox: ZooKeeper, Redis groups and controllers, until Ctrl-C.
     Up(up_cmd::UpArgs),
+    /// Distributed locks with fencing tokens: run a command while holding one, list them.
+    #[command(subcommand)]
+    Lock(lock_cmd::LockCommand),
+    /// Leader election: run a command while leader, show the leader.
+    #[command(subcommand)]
+    Election(election_cmd::ElectionCommand),
+    /// Service discovery: register an instance, list and watch a service's instances.
+    #[command(subcommand)]
+    Service(service_cmd::ServiceCommand),
 }
 
 fn main() {
@@ -57,6 +69,9 @@ fn main() {
                     Command::Proxy(args) => proxy_cmd::run(&cli.global, args).await,
                     Command::Cluster(cmd) => cluster_cmd::run(&cli.global, cmd).await,
                     Command::Status(args) => status_cmd::run(&cli.global, args).await,
+                    Command::Lock(cmd) => lock_cmd::run(&cli.global, cmd).await,
+                    Command::Election(cmd) => election_cmd::run(&cli.global, cmd).await,
+                    Command::Service(cmd) => service_cmd::run(&cli.global, cmd).await,
                     Command::Up(_) => unreachable!("handled above"),
                 }
             })
