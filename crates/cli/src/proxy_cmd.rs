@@ -18,7 +18,7 @@ pub struct ProxyArgs {
     /// Replies a client may have outstanding before the proxy stops reading it.
     #[arg(long, default_value_t = ProxyOptions::default().max_pipeline)]
     pub max_pipeline: usize,
-    /// Shared backend connections per Redis server.
+    /// Shared backend connections per Redis server and worker thread.
     #[arg(long, default_value_t = 2)]
     pub backend_connections: usize,
     /// Milliseconds a request may wait for its backend.
@@ -54,6 +54,10 @@ pub struct ProxyArgs {
     /// Address for the HTTP endpoint with `/metrics` (Prometheus) and `/healthz`; off if unset.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Worker threads serving clients, each with its own backend connections (default: half
+    /// the CPUs, at least one).
+    #[arg(long, default_value_t = ProxyOptions::default().threads)]
+    pub threads: usize,
     /// Unique id of this proxy (default: proxy-<pid>).
     #[arg(long)]
     pub id: Option<String>,
@@ -76,6 +80,7 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
     options.max_clients = args.max_clients.max(1);
     options.max_pipeline = args.max_pipeline.max(1);
     options.backend.connections = args.backend_connections.max(1);
+    options.threads = args.threads.max(1);
     options.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
     if args.durability == DurabilityArg::Replicated {
         options.durability = Durability::Replicated {

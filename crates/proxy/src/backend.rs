@@ -7,9 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+
+use tokio::sync::{oneshot, Notify};
 use zedis_resp::{Limits, ReplyScanner};
 
 /// Why a backend did not answer.
@@ -42,21 +44,84 @@ fn fail(tx: oneshot::Sender<Reply>, e: BackendError) {
     let _ = tx.send(Err(e));
 }
 
-struct Job {
-    request: Bytes,
-    reply: oneshot::Sender<Reply>,
+/// What the sessions queue for one connection, under one lock: the bytes not yet written
+/// and, in the same order, who waits for each reply.
+struct Outgoing {
+    out: BytesMut,
+    waiters: VecDeque<oneshot::Sender<Reply>>,
+    /// Set once the connection failed or was dropped: new requests fail at once.
+    failed: Option<BackendError>,
+}
+
+/// One TCP connection's shared side. Sessions append requests directly (no task hand-off);
+/// a writer task flushes whatever accumulated, so the requests of every session that ran
+/// since the last flush leave in one write.
+struct Shared {
+    outgoing: Mutex<Outgoing>,
+    wake: Notify,
+    alive: AtomicBool,
+    /// The connection was dropped: the writer sends what is queued, then closes its side
+    /// (the server then closes, which stops the reader).
+    closing: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outgoing> {
+        self.outgoing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues requests in order; each gets its reply slot.
+    fn push<'a>(&self, requests: impl IntoIterator<Item = (&'a [u8], oneshot::Sender<Reply>)>) {
+        let mut o = self.lock();
+        if let Some(e) = o.failed.clone() {
+            drop(o);
+            for (_, reply) in requests {
+                fail(reply, e.clone());
+            }
+            return;
+        }
+        let was_empty = o.out.is_empty();
+        for (request, reply) in requests {
+            o.out.extend_from_slice(request);
+            o.waiters.push_back(reply);
+        }
+        drop(o);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Marks the connection failed and fails every request still waiting.
+    fn fail_all(&self, e: BackendError) {
+        self.alive.store(false, Ordering::SeqCst);
+        let waiters = {
+            let mut o = self.lock();
+            if o.failed.is_none() {
+                o.failed = Some(e.clone());
+            }
+            o.out.clear();
+            std::mem::take(&mut o.waiters)
+        };
+        for w in waiters {
+            fail(w, e.clone());
+        }
+        self.wake.notify_one();
+    }
 }
 
 /// One TCP connection with a writer task and a reader task.
 struct Conn {
-    jobs: mpsc::Sender<Job>,
-    alive: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
-/// Queue depth per connection before senders wait (backpressure towards clients).
-const QUEUE: usize = 4096;
-/// Requests written per batch at most.
-const BATCH: usize = 512;
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Replaced or its pool dropped: no new requests; what is queued still goes out.
+        self.shared.alive.store(false, Ordering::SeqCst);
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
+    }
+}
 
 /// Connects to a backend and authenticates with its `requirepass`, if any.
 pub async fn connect(addr: &str, options: &BackendOptions, resp3: bool) -> Result<TcpStream, BackendError> {
@@ -105,38 +170,54 @@ impl Conn {
         let limits = options.limits.clone();
         let stream = connect(addr, options, resp3).await?;
         let (mut rd, mut wr) = stream.into_split();
-        let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(QUEUE);
-        let (waiters_tx, mut waiters_rx) = mpsc::unbounded_channel::<oneshot::Sender<Reply>>();
-        let alive = Arc::new(AtomicBool::new(true));
+        let shared = Arc::new(Shared {
+            outgoing: Mutex::new(Outgoing {
+                out: BytesMut::with_capacity(16 * 1024),
+                waiters: VecDeque::new(),
+                failed: None,
+            }),
+            wake: Notify::new(),
+            alive: AtomicBool::new(true),
+            closing: AtomicBool::new(false),
+        });
+        let writer = shared.clone();
         let addr_w = addr.to_string();
-        let alive_w = alive.clone();
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            let mut out = BytesMut::with_capacity(16 * 1024);
-            while jobs_rx.recv_many(&mut batch, BATCH).await > 0 {
-                for job in batch.drain(..) {
-                    out.extend_from_slice(&job.request);
-                    // Registered before the bytes leave, so the reader always finds its waiter.
-                    if waiters_tx.send(job.reply).is_err() {
+            let mut spare = BytesMut::with_capacity(16 * 1024);
+            loop {
+                writer.wake.notified().await;
+                loop {
+                    {
+                        let mut o = writer.lock();
+                        if o.failed.is_some() {
+                            tracing::debug!(backend = %addr_w, "backend writer stopped");
+                            return;
+                        }
+                        std::mem::swap(&mut o.out, &mut spare);
+                    }
+                    if spare.is_empty() {
+                        if writer.closing.load(Ordering::SeqCst) {
+                            return;
+                        }
                         break;
                     }
-                }
-                if wr.write_all(&out).await.is_err() {
-                    break;
-                }
-                out.clear();
-                if out.capacity() > 1024 * 1024 {
-                    out = BytesMut::with_capacity(16 * 1024);
+                    if wr.write_all(&spare).await.is_err() {
+                        writer.fail_all(BackendError::Lost(addr_w.clone()));
+                        return;
+                    }
+                    spare.clear();
+                    if spare.capacity() > 1024 * 1024 {
+                        spare = BytesMut::with_capacity(16 * 1024);
+                    }
                 }
             }
-            alive_w.store(false, Ordering::SeqCst);
-            tracing::debug!(backend = %addr_w, "backend writer stopped");
         });
+        let reader = shared.clone();
         let addr_r = addr.to_string();
-        let alive_r = alive.clone();
         tokio::spawn(async move {
             let mut buf = BytesMut::with_capacity(16 * 1024);
             let mut scanner = ReplyScanner::new(limits);
+            let mut replies: Vec<Bytes> = Vec::with_capacity(64);
             let error = 'outer: loop {
                 match rd.read_buf(&mut buf).await {
                     Ok(0) | Err(_) => break BackendError::Lost(addr_r.clone()),
@@ -144,15 +225,7 @@ impl Conn {
                 }
                 loop {
                     match scanner.scan(&buf) {
-                        Ok(Some(n)) => {
-                            let reply = buf.split_to(n).freeze();
-                            match waiters_rx.recv().await {
-                                Some(w) => {
-                                    let _ = w.send(Ok(reply));
-                                }
-                                None => break 'outer BackendError::Lost(addr_r.clone()),
-                            }
-                        }
+                        Ok(Some(n)) => replies.push(buf.split_to(n).freeze()),
                         Ok(None) => {
                             if let Some(need) = scanner.needed_len() {
                                 buf.reserve(need.saturating_sub(buf.len()).min(64 * 1024 * 1024));
@@ -164,22 +237,42 @@ impl Conn {
                         Err(e) => break 'outer BackendError::Protocol(addr_r.clone(), e.to_string()),
                     }
                 }
+                if replies.is_empty() {
+                    continue;
+                }
+                // One lock for every reply this read brought.
+                let mut waiters = Vec::with_capacity(replies.len());
+                {
+                    let mut o = reader.lock();
+                    for _ in 0..replies.len() {
+                        match o.waiters.pop_front() {
+                            Some(w) => waiters.push(w),
+                            None => break,
+                        }
+                    }
+                }
+                let unexpected = waiters.len() < replies.len();
+                for (w, reply) in waiters.into_iter().zip(replies.drain(..)) {
+                    let _ = w.send(Ok(reply));
+                }
+                replies.clear();
+                if unexpected {
+                    break BackendError::Protocol(addr_r.clone(), "a reply nobody asked for".into());
+                }
             };
-            alive_r.store(false, Ordering::SeqCst);
             tracing::debug!(backend = %addr_r, error = %error, "backend reader stopped");
-            waiters_rx.close();
-            while let Ok(w) = waiters_rx.try_recv() {
-                fail(w, error.clone());
-            }
+            reader.fail_all(error);
         });
-        Ok(Conn { jobs: jobs_tx, alive })
+        Ok(Conn { shared })
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct BackendOptions {
-    /// Shared connections per server.
+    /// Shared connections per server and worker thread.
     pub connections: usize,
+    /// Worker threads (each has its own connections; see [`crate::workers`]).
+    pub workers: usize,
     /// The servers' `requirepass`.
     pub password: Option<String>,
     pub connect_timeout: Duration,
@@ -190,6 +283,7 @@ impl Default for BackendOptions {
     fn default() -> Self {
         BackendOptions {
             connections: 2,
+            workers: 1,
             password: None,
             connect_timeout: Duration::from_secs(1),
             limits: Limits::default(),
@@ -197,16 +291,16 @@ impl Default for BackendOptions {
     }
 }
 
-type LiveConn = (mpsc::Sender<Job>, Arc<AtomicBool>);
-
 /// The shared connections to one server; reconnects lazily after a failure.
 pub struct ServerPool {
     addr: String,
+    /// Unique in this process: tells pools apart without holding them.
+    id: u64,
     options: BackendOptions,
     /// Connections speaking RESP2 `[0]` and RESP3 `[1]`; the async lock serialises reconnects.
     conns: [Vec<tokio::sync::Mutex<Option<Conn>>>; 2],
     /// The live connections' queues, read without awaiting on every request.
-    live: [Vec<Mutex<Option<LiveConn>>>; 2],
+    live: [Vec<Mutex<Option<Arc<Shared>>>>; 2],
     /// After a failed connect: until when to fail fast, and why.
     down_until: Mutex<Option<std::time::Instant>>,
     last_error: Mutex<Option<BackendError>>,
@@ -214,9 +308,11 @@ pub struct ServerPool {
 
 impl ServerPool {
     pub fn new(addr: &str, options: BackendOptions) -> ServerPool {
-        let n = options.connections.max(1);
+        let n = options.connections.max(1) * options.workers.max(1);
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         ServerPool {
             addr: addr.to_string(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             options,
             conns: [
                 (0..n).map(|_| tokio::sync::Mutex::new(None)).collect(),
@@ -232,20 +328,17 @@ impl ServerPool {
         &self.addr
     }
 
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Queues `request` (complete RESP bytes) and returns where its reply will arrive.
     ///
     /// Requests with the same `lane` (a client id) use the same connection, so one client's
     /// pipelined commands reach the server in the order it sent them.
     pub async fn send(&self, lane: Lane, request: Bytes) -> oneshot::Receiver<Reply> {
         let (tx, rx) = oneshot::channel();
-        match self.connection(lane).await {
-            Some(jobs) => {
-                if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
-                    fail(job.reply, BackendError::Lost(self.addr.clone()));
-                }
-            }
-            None => fail(tx, self.last_error()),
-        }
+        self.send_to(lane, [(request.as_ref(), tx)]).await;
         rx
     }
 
@@ -253,22 +346,49 @@ impl ServerPool {
     /// the same connection to cover it).
     pub async fn send_all(&self, lane: Lane, requests: Vec<Bytes>) -> Vec<oneshot::Receiver<Reply>> {
         let mut out = Vec::with_capacity(requests.len());
-        let Some(jobs) = self.connection(lane).await else {
-            for _ in requests {
-                let (tx, rx) = oneshot::channel();
-                fail(tx, self.last_error());
-                out.push(rx);
-            }
-            return out;
-        };
-        for request in requests {
+        let mut queued = Vec::with_capacity(requests.len());
+        for request in &requests {
             let (tx, rx) = oneshot::channel();
-            if let Err(mpsc::error::SendError(job)) = jobs.send(Job { request, reply: tx }).await {
-                fail(job.reply, BackendError::Lost(self.addr.clone()));
-            }
+            queued.push((request.as_ref(), tx));
             out.push(rx);
         }
+        self.send_to(lane, queued).await;
         out
+    }
+
+    async fn send_to<'a, I>(&self, lane: Lane, requests: I)
+    where
+        I: IntoIterator<Item = (&'a [u8], oneshot::Sender<Reply>)>,
+    {
+        let (set, i) = self.index(lane);
+        // Fast path, no await and no reference counting: the live connection of this lane.
+        {
+            let live = self.live[set][i].lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(shared) = live.as_ref().filter(|s| s.alive.load(Ordering::Relaxed)) {
+                shared.push(requests);
+                return;
+            }
+        }
+        match self.connection(set, i, lane.resp3).await {
+            Some(shared) => shared.push(requests),
+            None => {
+                let e = self.last_error();
+                for (_, reply) in requests {
+                    fail(reply, e.clone());
+                }
+            }
+        }
+    }
+
+    /// Which connection set (RESP2/RESP3) and which connection in it serve `lane`: the
+    /// connections of the worker thread we run on, so a session and its backend connections
+    /// share a thread.
+    fn index(&self, lane: Lane) -> (usize, usize) {
+        let set = usize::from(lane.resp3);
+        let per_worker = self.options.connections.max(1);
+        let workers = self.conns[set].len() / per_worker;
+        let worker = crate::workers::current().unwrap_or(0) % workers.max(1);
+        (set, worker * per_worker + (lane.id % per_worker as u64) as usize)
     }
 
     fn last_error(&self) -> BackendError {
@@ -279,35 +399,23 @@ impl ServerPool {
             .unwrap_or_else(|| BackendError::Connect(self.addr.clone(), "connection failed".into()))
     }
 
-    /// A live connection's queue, connecting if needed; None while the server is unreachable.
-    async fn connection(&self, lane: Lane) -> Option<mpsc::Sender<Job>> {
-        let conns = &self.conns[usize::from(lane.resp3)];
-        let i = (lane.id % conns.len() as u64) as usize;
-        // Fast path, no await: the live connection's queue.
-        if let Some(jobs) = self.live[usize::from(lane.resp3)][i]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|(_, alive)| alive.load(Ordering::Relaxed))
-        {
-            return Some(jobs.0.clone());
-        }
-        let mut slot = conns[i].lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
-            return Some(c.jobs.clone());
+    /// A live connection, connecting if needed; None while the server is unreachable.
+    async fn connection(&self, set: usize, i: usize, resp3: bool) -> Option<Arc<Shared>> {
+        let mut slot = self.conns[set][i].lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.shared.alive.load(Ordering::SeqCst)) {
+            return Some(c.shared.clone());
         }
         *slot = None;
         let backoff = *self.down_until.lock().unwrap_or_else(|e| e.into_inner());
         if backoff.is_some_and(|t| std::time::Instant::now() < t) {
             return None;
         }
-        match Conn::open(&self.addr, &self.options, lane.resp3).await {
+        match Conn::open(&self.addr, &self.options, resp3).await {
             Ok(c) => {
-                let jobs = c.jobs.clone();
-                *self.live[usize::from(lane.resp3)][i].lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((jobs.clone(), c.alive.clone()));
+                let shared = c.shared.clone();
+                *self.live[set][i].lock().unwrap_or_else(|e| e.into_inner()) = Some(shared.clone());
                 *slot = Some(c);
-                Some(jobs)
+                Some(shared)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "backend connect failed");

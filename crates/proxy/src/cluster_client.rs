@@ -109,7 +109,7 @@ impl Cluster {
             dispatch(&self.state, &mut client, req, &mut spec).await
         };
         let (_gone_tx, mut gone) = watch::channel(false);
-        let (bytes, _) = pending.resolve(&mut gone).await;
+        let (bytes, _) = pending.resolve(&self.state, &mut gone).await;
         match Frame::parse(&bytes) {
             Ok(Some((frame, _))) if frame.is_error() => Err(ClusterError::Reply(
                 String::from_utf8_lossy(frame.error_message().unwrap_or_default()).into_owned(),

@@ -88,7 +88,7 @@ impl Pending {
 
     /// The reply bytes, and whether the connection closes after them. `gone` turns true when
     /// the client hung up: a blocking command then stops waiting.
-    pub async fn resolve(self, gone: &mut tokio::sync::watch::Receiver<bool>) -> (Bytes, bool) {
+    pub async fn resolve(self, state: &ProxyState, gone: &mut tokio::sync::watch::Receiver<bool>) -> (Bytes, bool) {
         match self {
             Pending::Blocking(f) => tokio::select! {
                 b = f => (b, false),
@@ -103,13 +103,13 @@ impl Pending {
                     Some(r) => r,
                     None => match tokio::time::timeout(timeout, rx).await {
                         Ok(Ok(r)) => r,
-                        Ok(Err(_)) => Err(BackendError::Lost(fence.pool.addr().to_string())),
+                        Ok(Err(_)) => Err(BackendError::Lost("the master".into())),
                         Err(_) => {
                             return (error_bytes(&format!("ERR backend did not answer within {timeout:?}")), false)
                         }
                     },
                 };
-                (reply_bytes(fence.settle(reply, timeout).await), false)
+                (reply_bytes(fence.settle(state, reply, timeout).await), false)
             }
             Pending::Deferred(f) => (f.await, false),
         }
@@ -166,7 +166,7 @@ pub async fn dispatch(
     req: Request,
     resolved: &mut Option<&'static command_table::CommandSpec>,
 ) -> Pending {
-    state.metrics.commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.metrics.hot().commands.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let spec = match command_table::resolve(&req) {
         Ok(spec) => {
             *resolved = Some(spec);
@@ -282,10 +282,9 @@ async fn keyed(
     }
     let raw = req.into_raw();
     let fence = Fence {
-        state: state.clone(),
         epoch: routes.epoch,
         group: group.id,
-        pool: group.master.clone(),
+        pool: group.master.id(),
         write: command_table::may_write(spec),
         lane,
         raw: raw.clone(),
@@ -298,13 +297,15 @@ async fn keyed(
             return error("ERR internal: no reply slots");
         };
         let t = timeout(state) + wait;
+        let master = group.master.addr().to_string();
+        let state = state.clone();
         return Pending::Deferred(Box::pin(async move {
             let reply = match tokio::time::timeout(t, write_rx).await {
                 Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(BackendError::Lost(fence.pool.addr().to_string())),
+                Ok(Err(_)) => Err(BackendError::Lost(master)),
                 Err(_) => return error_bytes("ERR backend did not answer in time"),
             };
-            let reply = fence.settle(reply, t).await;
+            let reply = fence.settle(&state, reply, t).await;
             let confirmed = match tokio::time::timeout(t, wait_rx).await {
                 Ok(Ok(Ok(b))) => Frame::parse(&b).ok().flatten().and_then(|(f, _)| f.as_integer()).unwrap_or(0),
                 _ => 0,
@@ -350,15 +351,8 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
         // One group: forward the client's own bytes, fenced like a single-key command.
         let group = &routes.groups[by_group[0].0];
         let raw = req.into_raw();
-        let fence = Fence {
-            state: state.clone(),
-            epoch: routes.epoch,
-            group: group.id,
-            pool: group.master.clone(),
-            write,
-            lane,
-            raw: raw.clone(),
-        };
+        let fence =
+            Fence { epoch: routes.epoch, group: group.id, pool: group.master.id(), write, lane, raw: raw.clone() };
         let rx = group.master.send(lane, raw).await;
         return Pending::Backend(rx, timeout(state), Some(Box::new(fence)));
     }

@@ -2,21 +2,21 @@
 //! group's master in the current topology, and a read that raced a failover is tried once more
 //! on the new master. The decision is a pure function, tested with a table.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::{Lane, Reply, ServerPool};
+use crate::backend::{Lane, Reply};
 use crate::route_table::RouteTable;
 use crate::state::ProxyState;
 
-/// What a request was sent against.
+/// What a request was sent against. Holds no reference-counted handle: this is built for
+/// every request, and counts shared by all worker threads would bounce between cores.
 pub struct Fence {
-    pub state: Arc<ProxyState>,
     pub epoch: u64,
     pub group: u32,
-    pub pool: Arc<ServerPool>,
+    /// [`ServerPool::id`] of the master it went to.
+    pub pool: u64,
     pub write: bool,
     /// The client's connection lane (see [`ServerPool::send`]).
     pub lane: Lane,
@@ -50,6 +50,11 @@ fn master_is(routes: &RouteTable, group: u32, addr: &str) -> bool {
     routes.groups.iter().any(|g| g.id == group && g.master.addr() == addr)
 }
 
+/// Whether the pool `pool` (a [`ServerPool::id`]) is the master of `group` in `routes`.
+fn master_pool_is(routes: &RouteTable, group: u32, pool: u64) -> bool {
+    routes.groups.iter().any(|g| g.id == group && g.master.id() == pool)
+}
+
 /// Whether `addr` is still the master of `group` in the current route table.
 pub fn still_master(state: &ProxyState, group: u32, addr: &str) -> bool {
     master_is(&state.routes.load(), group, addr)
@@ -60,11 +65,14 @@ pub const REFUSED: &str =
 
 impl Fence {
     /// Applies the verdict to a reply that arrived (or failed).
-    pub async fn settle(self, reply: Reply, timeout: Duration) -> Reply {
-        let routes = self.state.routes.load();
+    pub async fn settle(self, state: &ProxyState, reply: Reply, timeout: Duration) -> Reply {
+        let routes = state.routes.load();
+        if routes.epoch == self.epoch {
+            return reply;
+        }
         let current = routes.groups.iter().find(|g| g.id == self.group);
         let failed = reply.is_err();
-        let same = master_is(&routes, self.group, self.pool.addr());
+        let same = master_pool_is(&routes, self.group, self.pool);
         match verdict(self.epoch, routes.epoch, same, self.write, failed) {
             Verdict::Deliver => reply,
             Verdict::Refuse => Ok(error(REFUSED)),

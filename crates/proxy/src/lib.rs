@@ -25,6 +25,7 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod tx;
+pub mod workers;
 
 pub use cluster_client::{Cluster, ClusterError, ClusterOptions};
 pub use options::ProxyOptions;

@@ -216,7 +216,7 @@ async fn info(state: &Arc<ProxyState>, lane: crate::backend::Lane, req: &Request
             text.push_str(&format!(
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
                 m.clients_total.load(Ordering::Relaxed),
-                m.commands.load(Ordering::Relaxed),
+                m.commands(),
                 m.rejected_clients.load(Ordering::Relaxed)
             ));
         }

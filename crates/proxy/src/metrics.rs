@@ -1,9 +1,11 @@
 //! Proxy metrics: per-command counts, errors and latency histograms, clients, backend errors,
-//! pipeline depth. Lock-free counters on the hot path; rendered in Prometheus text format.
+//! pipeline depth. Lock-free counters on the hot path, one shard per worker thread (so two
+//! workers never bounce a counter's cache line between cores), summed when rendered in
+//! Prometheus text format.
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -28,6 +30,15 @@ impl Histogram {
         }
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Adds this histogram's counts into `into` (summing the shards of one command).
+    fn add_to(&self, into: &Histogram) {
+        for (i, b) in self.buckets.iter().enumerate() {
+            into.buckets[i].fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        into.count.fetch_add(self.count.load(Ordering::Relaxed), Ordering::Relaxed);
+        into.sum_us.fetch_add(self.sum_us.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, labels: &str) {
@@ -85,13 +96,25 @@ impl std::hash::Hasher for AddressHasher {
 
 type ByAddress = HashMap<usize, (&'static str, CommandStats), std::hash::BuildHasherDefault<AddressHasher>>;
 
-/// Stats of every top-level command, keyed by the address of its spec, created once.
-fn table() -> &'static ByAddress {
-    static TABLE: OnceLock<ByAddress> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        command_table::commands()
-            .iter()
-            .map(|c| (c as *const CommandSpec as usize, (c.name, CommandStats::default())))
+/// Shards of the hot counters; worker threads beyond this share them.
+const SHARDS: usize = 8;
+
+fn shard() -> usize {
+    crate::workers::current().unwrap_or(0) % SHARDS
+}
+
+/// Stats of every top-level command, keyed by the address of its spec, one table per shard,
+/// created once.
+fn tables() -> &'static [ByAddress] {
+    static TABLES: OnceLock<Vec<ByAddress>> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        (0..SHARDS)
+            .map(|_| {
+                command_table::commands()
+                    .iter()
+                    .map(|c| (c as *const CommandSpec as usize, (c.name, CommandStats::default())))
+                    .collect()
+            })
             .collect()
     })
 }
@@ -102,20 +125,28 @@ pub fn command_stats(spec: &'static CommandSpec) -> Option<&'static CommandStats
         Some(parent) => command_table::lookup(parent.as_bytes()).unwrap_or(spec),
         None => spec,
     };
-    table().get(&(top as *const CommandSpec as usize)).map(|(_, s)| s)
+    tables()[shard()].get(&(top as *const CommandSpec as usize)).map(|(_, s)| s)
+}
+
+/// Counters every request touches, one cache line per shard.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct HotCounters {
+    pub commands: AtomicU64,
+    /// Replies queued but not yet written, by this shard's clients (a shard's sessions
+    /// increment and decrement it on the same thread).
+    pub pipeline_depth: AtomicI64,
 }
 
 #[derive(Default)]
 pub struct Metrics {
     pub clients: AtomicUsize,
     pub clients_total: AtomicU64,
-    pub commands: AtomicU64,
     pub errors: AtomicU64,
     pub rejected_clients: AtomicU64,
     pub protocol_errors: AtomicU64,
-    /// Replies queued but not yet written, over all clients.
-    pub pipeline_depth: AtomicUsize,
     pub topology_epoch: AtomicU64,
+    hot: [HotCounters; SHARDS],
 }
 
 impl Metrics {
@@ -126,6 +157,20 @@ impl Metrics {
 
     pub fn client_closed(&self) {
         self.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The hot counters of the worker thread we run on.
+    pub fn hot(&self) -> &HotCounters {
+        &self.hot[shard()]
+    }
+
+    pub fn commands(&self) -> u64 {
+        self.hot.iter().map(|h| h.commands.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Replies queued and not yet written, all clients.
+    pub fn pipeline_depth(&self) -> u64 {
+        self.hot.iter().map(|h| h.pipeline_depth.load(Ordering::Relaxed)).sum::<i64>().max(0) as u64
     }
 
     /// Prometheus text exposition.
@@ -155,13 +200,7 @@ impl Metrics {
             "counter",
             self.rejected_clients.load(Ordering::Relaxed),
         );
-        gauge(
-            &mut out,
-            "zedis_proxy_commands_total",
-            "Commands received.",
-            "counter",
-            self.commands.load(Ordering::Relaxed),
-        );
+        gauge(&mut out, "zedis_proxy_commands_total", "Commands received.", "counter", self.commands());
         gauge(
             &mut out,
             "zedis_proxy_backend_errors_total",
@@ -181,7 +220,7 @@ impl Metrics {
             "zedis_proxy_pipeline_depth",
             "Replies queued and not yet written, all clients.",
             "gauge",
-            self.pipeline_depth.load(Ordering::Relaxed) as u64,
+            self.pipeline_depth(),
         );
         gauge(
             &mut out,
@@ -190,8 +229,17 @@ impl Metrics {
             "gauge",
             self.topology_epoch.load(Ordering::Relaxed),
         );
-        let mut names: Vec<(&str, &CommandStats)> =
-            table().values().filter(|(_, s)| s.calls.load(Ordering::Relaxed) > 0).map(|(n, s)| (*n, s)).collect();
+        // Every command's shards summed.
+        let mut totals: HashMap<&str, CommandStats> = HashMap::new();
+        for table in tables() {
+            for (name, stats) in table.values().filter(|(_, s)| s.calls.load(Ordering::Relaxed) > 0) {
+                let total = totals.entry(name).or_default();
+                total.calls.fetch_add(stats.calls.load(Ordering::Relaxed), Ordering::Relaxed);
+                total.errors.fetch_add(stats.errors.load(Ordering::Relaxed), Ordering::Relaxed);
+                stats.latency.add_to(&total.latency);
+            }
+        }
+        let mut names: Vec<(&str, &CommandStats)> = totals.iter().map(|(n, s)| (*n, s)).collect();
         names.sort_by_key(|(n, _)| *n);
         out.push_str("# HELP zedis_proxy_command_calls_total Commands by name.\n# TYPE zedis_proxy_command_calls_total counter\n");
         for (name, s) in &names {

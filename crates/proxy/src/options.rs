@@ -45,6 +45,8 @@ pub struct ProxyOptions {
     pub request_timeout: Duration,
     /// Unique id, used for the proxy's registration node.
     pub id: String,
+    /// Worker threads serving clients (each with its own backend connections).
+    pub threads: usize,
 }
 
 impl Default for ProxyOptions {
@@ -60,6 +62,7 @@ impl Default for ProxyOptions {
             backend: BackendOptions::default(),
             request_timeout: Duration::from_secs(5),
             id: format!("proxy-{}", std::process::id()),
+            threads: crate::workers::default_count(),
         }
     }
 }

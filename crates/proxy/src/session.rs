@@ -77,8 +77,8 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
             let mut next = Some(first);
             // Gather every reply that is already due, then write them in one go.
             while let Some(q) = next.take() {
-                let (bytes, closing) = q.pending.resolve(&mut gone_rx).await;
-                metrics_state.metrics.pipeline_depth.fetch_sub(1, Ordering::Relaxed);
+                let (bytes, closing) = q.pending.resolve(&metrics_state, &mut gone_rx).await;
+                metrics_state.metrics.hot().pipeline_depth.fetch_sub(1, Ordering::Relaxed);
                 writer_depth.fetch_sub(1, Ordering::Relaxed);
                 if let Some(stats) = q.stats {
                     stats.record(q.since.elapsed(), bytes.first() == Some(&b'-'));
@@ -127,7 +127,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
                     let pending = dispatch(&state, &mut client, req, &mut spec).await;
                     let closing = pending.closes();
                     let stats = spec.and_then(command_stats);
-                    state.metrics.pipeline_depth.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.hot().pipeline_depth.fetch_add(1, Ordering::Relaxed);
                     depth.fetch_add(1, Ordering::Relaxed);
                     if tx.send(Queued { pending, stats, since }).await.is_err() || closing {
                         break 'read;
@@ -143,7 +143,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
                 }
                 Err(e) => {
                     state.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    state.metrics.pipeline_depth.fetch_add(1, Ordering::Relaxed);
+                    state.metrics.hot().pipeline_depth.fetch_add(1, Ordering::Relaxed);
                     depth.fetch_add(1, Ordering::Relaxed);
                     let queued =
                         Queued { pending: Pending::close_with(protocol_error(&e)), stats: None, since: Instant::now() };
@@ -161,7 +161,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
         let _ = gone_tx.send(true);
     }
     let _ = writer.await;
-    state.metrics.pipeline_depth.fetch_sub(depth.load(Ordering::Relaxed), Ordering::Relaxed);
+    state.metrics.hot().pipeline_depth.fetch_sub(depth.load(Ordering::Relaxed) as i64, Ordering::Relaxed);
     state.metrics.client_closed();
 }
 

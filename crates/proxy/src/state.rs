@@ -18,7 +18,8 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    pub fn new(options: ProxyOptions) -> Arc<ProxyState> {
+    pub fn new(mut options: ProxyOptions) -> Arc<ProxyState> {
+        options.backend.workers = options.threads.max(1);
         let pools = PoolRegistry::new(options.backend.clone());
         Arc::new(ProxyState {
             options,
