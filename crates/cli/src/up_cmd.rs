@@ -33,7 +33,8 @@ pub struct UpArgs {
     /// Number of controller processes.
     #[arg(long, default_value_t = 1)]
     pub controllers: usize,
-    /// ZooKeeper client port (the default matches `--zk`'s, so other commands find it).
+    /// ZooKeeper client port (the default matches `--zk`'s, so other commands find it); 0
+    /// picks a free port.
     #[arg(long, default_value_t = 2181)]
     pub zk_port: u16,
     /// First Redis port; servers take consecutive ports. 0 picks free ports.
@@ -194,8 +195,9 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
     if !port_free(admin_port) {
         bail!("port {admin_port} is in use; pass another --admin-port (or 0 for a free port)");
     }
-    if !port_free(args.zk_port) {
-        bail!("port {} is in use; pass --zk-port (and --zk for later commands)", args.zk_port);
+    let zk_port = if args.zk_port == 0 { zedis_testkit::free_port()? } else { args.zk_port };
+    if !port_free(zk_port) {
+        bail!("port {zk_port} is in use; pass another --zk-port (or 0 for a free port), and --zk for later commands");
     }
     let redis_ports: Vec<Option<u16>> = if args.redis_port == 0 {
         vec![None; total]
@@ -211,9 +213,9 @@ pub fn run(global: &Global, args: UpArgs) -> Result<()> {
         ports.into_iter().map(Some).collect()
     };
 
-    eprintln!("starting ZooKeeper on 127.0.0.1:{} ...", args.zk_port);
+    eprintln!("starting ZooKeeper on 127.0.0.1:{zk_port} ...");
     let zk_server = ZkServer::start_with(ZkOptions {
-        port: Some(args.zk_port),
+        port: Some(zk_port),
         dir: Some(dir.join("zookeeper")),
         tick_ms: Some(500),
         ..Default::default()
