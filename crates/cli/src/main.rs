@@ -3,10 +3,12 @@
 
 mod cluster_cmd;
 mod common;
+mod config_cmd;
 mod controller_cmd;
 mod election_cmd;
 mod lock_cmd;
 mod proxy_cmd;
+mod queue_cmd;
 mod service_cmd;
 mod status_cmd;
 mod status_view;
@@ -48,6 +50,12 @@ enum Command {
     /// Service discovery: register an instance, list and watch a service's instances.
     #[command(subcommand)]
     Service(service_cmd::ServiceCommand),
+    /// Configuration center: versioned values by namespace, history, rollback, watch.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Queues on Redis Streams, for operators: push, pop, ack, stats.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCommand),
 }
 
 fn main() {
@@ -72,6 +80,8 @@ fn main() {
                     Command::Lock(cmd) => lock_cmd::run(&cli.global, cmd).await,
                     Command::Election(cmd) => election_cmd::run(&cli.global, cmd).await,
                     Command::Service(cmd) => service_cmd::run(&cli.global, cmd).await,
+                    Command::Config(cmd) => config_cmd::run(&cli.global, cmd).await,
+                    Command::Queue(cmd) => queue_cmd::run(&cli.global, cmd).await,
                     Command::Up(_) => unreachable!("handled above"),
                 }
             })

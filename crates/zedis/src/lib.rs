@@ -5,6 +5,8 @@
 pub use zedis_controller as controller;
 pub use zedis_coord as coord;
 pub use zedis_proxy as proxy;
+pub use zedis_cache as cache;
+pub use zedis_queue as queue;
 pub use zedis_recipes as recipes;
 pub use zedis_resp as resp;
 pub use zedis_topology as topology;
