@@ -58,9 +58,15 @@ pub enum ClusterError {
 }
 
 /// A handle on a zedis cluster; cheap to clone, shared by many tasks.
+///
+/// It is also a `redis` crate connection ([`redis::aio::ConnectionLike`]): commands, pipelines,
+/// atomic pipelines (MULTI/EXEC in one call) and scripts of the `redis` crate run over it,
+/// routed in-process.
 #[derive(Clone)]
 pub struct Cluster {
     state: Arc<ProxyState>,
+    /// The access every command runs with (full unless the options configure auth).
+    role: Option<crate::auth::Role>,
     /// One client state per handle family: commands keep their order on a lane.
     client: Arc<Mutex<ClientState>>,
     _stop: Arc<watch::Sender<bool>>,
@@ -88,7 +94,8 @@ impl Cluster {
         let (push, _) = mpsc::channel(1);
         let mut client = ClientState::new(0, "in-process".into(), push);
         client.role = options.proxy.auth.initial_role();
-        Ok(Cluster { state, client: Arc::new(Mutex::new(client)), _stop: Arc::new(stop_tx) })
+        let role = client.role;
+        Ok(Cluster { state, role, client: Arc::new(Mutex::new(client)), _stop: Arc::new(stop_tx) })
     }
 
     /// The topology epoch the client routes with.
@@ -126,5 +133,101 @@ impl Cluster {
 
     pub async fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), ClusterError> {
         self.query([b"SET".as_slice(), key.as_ref(), value.as_ref()]).await.map(|_| ())
+    }
+}
+
+/// Client ids of the states `redis` crate calls run on, apart from the proxy's own ids.
+static NEXT_CALL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 62);
+
+/// Commands that only make sense across calls on one connection (a transaction begun in one
+/// call, subscriptions): refused, as each `redis` crate call runs on its own client state.
+fn needs_a_connection(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 10] = [
+        b"MULTI",
+        b"EXEC",
+        b"DISCARD",
+        b"WATCH",
+        b"UNWATCH",
+        b"SUBSCRIBE",
+        b"PSUBSCRIBE",
+        b"SSUBSCRIBE",
+        b"MONITOR",
+        b"RESET",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn client_error(msg: String) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "zedis cluster", msg))
+}
+
+impl Cluster {
+    /// Decodes packed commands and runs them in order on a fresh client state (a transaction
+    /// stays within the call); returns each raw reply.
+    ///
+    /// A lone command that only makes sense on a connection of its own is refused (see
+    /// [`needs_a_connection`]); in a pipeline MULTI/EXEC stay within the call and work.
+    async fn run_packed(&self, packed: Vec<u8>, lone: bool) -> redis::RedisResult<Vec<bytes::Bytes>> {
+        let mut decoder = zedis_resp::RequestDecoder::new(self.state.options.limits.clone());
+        let mut buf = bytes::BytesMut::from(packed.as_slice());
+        let mut requests = Vec::new();
+        while !buf.is_empty() {
+            match decoder.decode(&mut buf) {
+                Ok(Some(req)) => requests.push(req),
+                Ok(None) => return Err(client_error("incomplete command".into())),
+                Err(e) => return Err(client_error(format!("unencodable command: {e}"))),
+            }
+        }
+        if let (true, Some(req)) = (lone, requests.first()) {
+            if needs_a_connection(req.name()) {
+                return Err(client_error(format!(
+                    "'{}' needs a connection of its own: run transactions as an atomic pipeline, subscribe through the proxy",
+                    String::from_utf8_lossy(req.name()).to_lowercase()
+                )));
+            }
+        }
+        let (push, _) = mpsc::channel(1);
+        let id = NEXT_CALL_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut client = ClientState::new(id, "in-process".into(), push);
+        client.role = self.role;
+        let mut pending = Vec::with_capacity(requests.len());
+        for req in requests {
+            let mut spec = None;
+            pending.push(dispatch(&self.state, &mut client, req, &mut spec).await);
+        }
+        let (_gone_tx, mut gone) = watch::channel(false);
+        let mut replies = Vec::with_capacity(pending.len());
+        for p in pending {
+            replies.push(p.resolve(&self.state, &mut gone).await.0);
+        }
+        Ok(replies)
+    }
+}
+
+impl redis::aio::ConnectionLike for Cluster {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let replies = self.run_packed(cmd.get_packed_command(), true).await?;
+            match replies.first() {
+                Some(reply) => redis::parse_redis_value(reply)?.extract_error(),
+                None => Err(client_error("no command".into())),
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let replies = self.run_packed(pipeline.get_packed_pipeline(), false).await?;
+            replies.iter().skip(offset).take(count).map(|r| redis::parse_redis_value(r)).collect()
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
     }
 }

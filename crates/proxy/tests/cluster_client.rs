@@ -75,3 +75,65 @@ async fn routes_by_slot_splits_and_follows_new_epochs() {
     cluster.set(k, "moved").await.unwrap();
     assert_eq!(direct_get(&b, k).as_deref(), Some("moved"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_a_redis_crate_connection() {
+    let zk_server = ZkServer::start().expect("start ZooKeeper");
+    let a = RedisServer::start().expect("start redis a");
+    let b = RedisServer::start().expect("start redis b");
+    let topo = Topology::new(
+        "c2",
+        &[GroupSpec { servers: vec![Server::new(a.addr())] }, GroupSpec { servers: vec![Server::new(b.addr())] }],
+        ClusterSettings::default(),
+    )
+    .unwrap();
+    let zk = Zk::connect(&ZkOptions::new(zk_server.connect_string())).await.unwrap();
+    TopologyStore::new(zk, ClusterPaths::new("/zedis", "c2").unwrap()).create(&topo).await.unwrap();
+    let mut conn = Cluster::connect(ClusterOptions::new(&zk_server.connect_string(), "c2")).await.unwrap();
+
+    eprintln!("phase: commands and typed replies");
+    let _: () = redis::cmd("SET").arg("alpha").arg("1").query_async(&mut conn).await.unwrap();
+    let n: i64 = redis::cmd("INCRBY").arg("alpha").arg(41).query_async(&mut conn).await.unwrap();
+    assert_eq!(n, 42);
+    let on_a = key_slot(b"alpha") <= 8191;
+    assert_eq!(direct_get(if on_a { &a } else { &b }, "alpha").as_deref(), Some("42"));
+
+    eprintln!("phase: an error reply is an error");
+    let err = redis::cmd("INCR").arg("nope").arg("extra").query_async::<i64>(&mut conn).await.unwrap_err();
+    assert!(err.to_string().contains("wrong number of arguments"), "{err}");
+
+    eprintln!("phase: a pipeline across groups keeps its order");
+    let mut pipe = redis::pipe();
+    for i in 0..20 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+    }
+    for i in 0..20 {
+        pipe.cmd("GET").arg(format!("p{i}"));
+    }
+    let values: Vec<i64> = pipe.query_async(&mut conn).await.unwrap();
+    assert_eq!(values, (0..20).collect::<Vec<i64>>());
+
+    eprintln!("phase: an atomic pipeline on one slot is a transaction");
+    let (x, y): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("{t}x")
+        .cmd("INCRBY")
+        .arg("{t}y")
+        .arg(5)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((x, y), (1, 5));
+
+    eprintln!("phase: scripts run by sha, loaded on demand");
+    let script = redis::Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    let v: i64 = script.key("counter").arg(7).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(v, 7);
+    let v: i64 = script.key("counter").arg(7).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(v, 14);
+
+    eprintln!("phase: a lone MULTI is refused with a reason");
+    let err = redis::cmd("MULTI").query_async::<()>(&mut conn).await.unwrap_err();
+    assert!(err.to_string().contains("atomic pipeline"), "{err}");
+}
