@@ -267,10 +267,8 @@ fn roles_limit_what_each_user_may_run() {
 
 /// Scripts run whatever Redis commands they contain: a `read` user must not be able to write
 /// through `EVAL` (Redis ACLs put EVAL in `@scripting`, outside `@read`).
-///
-/// Fails today: `EVAL`/`EVALSHA`/`FCALL` carry no `write` flag in the command table, so
-/// `auth::permitted` (crates/proxy/src/auth.rs, the `Role::Read if spec.is_write()` arm) lets
-/// a read user run them.
+/// `command_table::may_write` counts scripts and functions as writes (only their `_RO`
+/// variants are reads), so `auth::permitted` refuses them to a read user.
 #[test]
 fn a_read_user_cannot_write_through_a_script() {
     let (h, p) = secured("auth-eval");
