@@ -8,7 +8,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
 use crate::error::{CoordError, Result};
-use crate::session::Zk;
+use crate::session::{Zk, EPHEMERAL_SEQUENTIAL};
 
 /// Width of the sequence suffix ZooKeeper appends.
 const SEQ_DIGITS: usize = 10;
@@ -42,31 +42,60 @@ pub struct Candidate {
     zk: Zk,
     dir: String,
     name: String,
+    czxid: i64,
 }
 
 impl Candidate {
     /// Enters the election under `dir` with `data` (usually the candidate's id) as node data.
+    ///
+    /// A create whose reply is lost (connection loss) may or may not have happened: the node is
+    /// looked for by the candidate's token (and this session as its owner) once the connection
+    /// is back, and created again with the same token only if it is not there, so a candidate
+    /// never leaves a second node of its own in the line (it would wait on itself forever).
+    ///
+    /// # Cancellation safety
+    /// Not cancellation safe: dropped after the create reached the server, the node stays until
+    /// the session ends. Callers that may be cancelled run it in a task of their own.
     pub async fn join(zk: &Zk, dir: &str, data: &[u8]) -> Result<Candidate> {
         zk.ensure_path(dir).await?;
         let token = random_token();
         let prefix = format!("{dir}/c-{token}-");
-        let name = match zk.create_sequential(&prefix, data, true).await {
-            Ok(path) => path[dir.len() + 1..].to_string(),
-            Err(CoordError::ConnectionLoss) => {
-                // The create may have happened: look for our token.
-                let names = zk.children(dir).await?;
-                match names.into_iter().find(|n| n.contains(&token)) {
-                    Some(n) => n,
-                    None => Box::pin(Candidate::join(zk, dir, data)).await?.name,
+        loop {
+            match zk.client().create(&prefix, data, &EPHEMERAL_SEQUENTIAL).await {
+                Ok((stat, seq)) => {
+                    let name = format!("c-{token}-{seq}");
+                    return Ok(Candidate { zk: zk.clone(), dir: dir.to_string(), name, czxid: stat.czxid });
                 }
+                Err(zookeeper_client::Error::ConnectionLoss) => {
+                    if let Some((name, czxid)) = find_own(zk, dir, &token).await? {
+                        return Ok(Candidate { zk: zk.clone(), dir: dir.to_string(), name, czxid });
+                    }
+                    // Not there: the create did not happen; try again with the same token.
+                }
+                Err(e) => return Err(CoordError::zk(&prefix, e)),
             }
-            Err(e) => return Err(e),
-        };
-        Ok(Candidate { zk: zk.clone(), dir: dir.to_string(), name })
+        }
     }
 
     pub fn path(&self) -> String {
         format!("{}/{}", self.dir, self.name)
+    }
+
+    /// The node's name within the election directory (`c-<token>-<seq>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The election directory.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// The zxid of the transaction that created this candidacy's node. It is greater for every
+    /// later candidacy in any election of the ensemble, across sessions, server restarts and
+    /// re-creation of the directory, which makes it a fencing token for the candidate's term.
+    pub fn czxid(&self) -> i64 {
+        self.czxid
     }
 
     /// The sequence number of this candidacy; it rises with every new candidacy, so it serves
@@ -108,6 +137,36 @@ impl Candidate {
     /// Withdraws from the election (idempotent).
     pub async fn resign(self) -> Result<()> {
         self.zk.delete(&self.path(), None).await.map(|_| ())
+    }
+}
+
+/// How long to wait before asking again while the connection is down.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Looks for the node this session created with `token` (after a create's reply was lost),
+/// asking again while the connection is down; ends with the session.
+async fn find_own(zk: &Zk, dir: &str, token: &str) -> Result<Option<(String, i64)>> {
+    let marker = format!("c-{token}-");
+    let session = zk.client().session_id().0;
+    loop {
+        let names = match zk.children(dir).await {
+            Ok(names) => names,
+            Err(CoordError::ConnectionLoss) => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(name) = names.into_iter().find(|n| n.starts_with(&marker)) else {
+            return Ok(None);
+        };
+        match zk.get(&format!("{dir}/{name}")).await {
+            Ok(Some((_, stat))) if stat.ephemeral_owner == session => return Ok(Some((name, stat.czxid))),
+            // Gone again, or not ours (a token collision): it is not our candidacy.
+            Ok(_) => return Ok(None),
+            Err(CoordError::ConnectionLoss) => tokio::time::sleep(RETRY_PAUSE).await,
+            Err(e) => return Err(e),
+        }
     }
 }
 
