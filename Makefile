@@ -2,7 +2,7 @@
 CARGO ?= cargo
 UP_ARGS ?=
 
-.PHONY: deps build release up test lint fmt bench-failover bench-proxy clean
+.PHONY: deps build release up test lint fmt bench-failover bench-proxy bench-coord clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -39,6 +39,11 @@ bench-proxy: deps
 	@scripts/ensure-deps.sh nutcracker redis-tools
 	$(CARGO) build --release -p zedis-cli -p zedis-bench-proxy
 	target/release/zedis-bench-proxy
+
+## Lock acquire+release cycles/s: ZooKeeper lock vs raw create+delete, Redis lease lock vs raw SET NX+DEL.
+bench-coord: deps
+	$(CARGO) build --release -p zedis-bench-coord
+	target/release/zedis-bench-coord
 
 clean:
 	$(CARGO) clean
