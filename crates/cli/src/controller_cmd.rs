@@ -14,6 +14,10 @@ pub struct ControllerArgs {
     /// How often the leader plans, in milliseconds.
     #[arg(long, default_value_t = 100, value_name = "MS")]
     pub tick_ms: u64,
+    /// Do not keep the Redis mirrors of ZooKeeper data (`zedis:services:<name>`, ...) in the
+    /// cluster while leading.
+    #[arg(long)]
+    pub no_mirrors: bool,
 }
 
 pub async fn run(global: &Global, args: ControllerArgs) -> Result<()> {
@@ -22,6 +26,7 @@ pub async fn run(global: &Global, args: ControllerArgs) -> Result<()> {
     options.id = args.id.unwrap_or_else(default_id);
     options.tick = Duration::from_millis(args.tick_ms.max(10));
     options.redis_password = global.redis_password.clone();
+    options.mirrors = !args.no_mirrors;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

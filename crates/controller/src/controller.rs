@@ -31,6 +31,8 @@ pub struct ControllerOptions {
     pub command_timeout: Duration,
     /// The Redis servers' `requirepass` (never written to ZooKeeper).
     pub redis_password: Option<String>,
+    /// While leading, keep the Redis mirrors of ZooKeeper data (see [`crate::mirrors`]).
+    pub mirrors: bool,
 }
 
 impl ControllerOptions {
@@ -43,6 +45,7 @@ impl ControllerOptions {
             tick: Duration::from_millis(100),
             command_timeout: Duration::from_secs(2),
             redis_password: None,
+            mirrors: true,
         }
     }
 }
@@ -281,6 +284,8 @@ struct Leader {
     queue: RequestQueue,
     reconciler: Reconciler,
     tick: Duration,
+    /// What the mirrors need, when they run (see [`crate::mirrors`]).
+    mirrors: Option<ControllerOptions>,
 }
 
 impl Leader {
@@ -307,6 +312,7 @@ impl Leader {
             store,
             observer,
             tick: options.tick,
+            mirrors: options.mirrors.then(|| options.clone()),
         }
     }
 
@@ -330,6 +336,7 @@ impl Leader {
             })
         };
         let _abort = AbortOnDrop(guard);
+        let _mirrors = self.mirrors.clone().map(|o| AbortOnDrop(tokio::spawn(crate::mirrors::run(o))));
         let mut announced = false;
         let record = LeaderRecord { id: self.reconciler.id.clone(), term: candidate.sequence(), since_ms: now_ms() };
         let end = self.lead_loop(candidate, shutdown, &leadership, &record, &mut states, &mut announced).await;

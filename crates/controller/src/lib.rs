@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod controller;
 pub mod info;
+pub mod mirrors;
 pub mod observer;
 pub mod planner;
 pub mod reconciler;

@@ -85,6 +85,11 @@ impl ClusterPaths {
         format!("{}/proxies", self.base())
     }
 
+    /// In-process routers (`zedis::Cluster`): registered like proxies, listed apart.
+    pub fn clients(&self) -> String {
+        format!("{}/clients", self.base())
+    }
+
     pub fn events(&self) -> String {
         format!("{}/events", self.base())
     }

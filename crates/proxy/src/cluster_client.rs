@@ -39,7 +39,11 @@ impl ClusterOptions {
             root: "/zedis".into(),
             cluster: cluster.into(),
             ready_timeout: Duration::from_secs(10),
-            proxy: ProxyOptions { id: format!("client-{}", std::process::id()), ..ProxyOptions::default() },
+            proxy: ProxyOptions {
+                id: format!("client-{}", std::process::id()),
+                role: crate::options::RouterRole::Client,
+                ..ProxyOptions::default()
+            },
         }
     }
 }

@@ -47,6 +47,14 @@ pub async fn follow(
             }
         };
         let store = TopologyStore::new(zk.clone(), paths.clone());
+        let dir = match state.options.role {
+            crate::options::RouterRole::Proxy => paths.proxies(),
+            crate::options::RouterRole::Client => paths.clients(),
+        };
+        // Clusters created before a kind of router existed lack its directory.
+        if let Err(e) = zk.ensure_path(&dir).await {
+            tracing::warn!(error = %e, dir, "cannot create the registration directory");
+        }
         loop {
             let (topo, watcher) = match store.read_and_watch().await {
                 Ok(v) => v,
@@ -74,7 +82,7 @@ pub async fn follow(
                 pid: std::process::id(),
                 since_ms: since,
             };
-            let path = format!("{}/{}", paths.proxies(), state.options.id);
+            let path = format!("{dir}/{}", state.options.id);
             if let Err(e) = zk.put_ephemeral(&path, &serde_json::to_vec(&reg).unwrap_or_default()).await {
                 tracing::warn!(error = %e, "cannot register the proxy");
             }

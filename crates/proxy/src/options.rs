@@ -47,6 +47,16 @@ pub struct ProxyOptions {
     pub id: String,
     /// Worker threads serving clients (each with its own backend connections).
     pub threads: usize,
+    /// What registers in ZooKeeper: a proxy (`proxies/<id>`) or an in-process client
+    /// (`clients/<id>`).
+    pub role: RouterRole,
+}
+
+/// Where a router registers (both kinds report the epoch they route with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouterRole {
+    Proxy,
+    Client,
 }
 
 impl Default for ProxyOptions {
@@ -63,6 +73,7 @@ impl Default for ProxyOptions {
             request_timeout: Duration::from_secs(5),
             id: format!("proxy-{}", std::process::id()),
             threads: crate::workers::default_count(),
+            role: RouterRole::Proxy,
         }
     }
 }

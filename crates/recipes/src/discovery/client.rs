@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use zedis_coord::{Zk, ZkOptions};
 
 use super::cache::ServiceCache;
@@ -93,7 +92,10 @@ impl Discovery {
     }
 
     /// A mirror of every service into Redis; it runs when [`ServiceMirror::run`] is awaited.
-    pub fn mirror(&self, redis: ConnectionManager, options: MirrorOptions) -> ServiceMirror {
+    pub fn mirror<C>(&self, redis: C, options: MirrorOptions) -> ServiceMirror<C>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
         ServiceMirror::new(self.keeper.clone(), self.paths.clone(), redis, options)
     }
 

@@ -58,11 +58,12 @@ pub struct MirrorStatus {
     pub last_error: Option<String>,
 }
 
-/// Mirrors every service into Redis; see the module docs.
-pub struct ServiceMirror {
+/// Mirrors every service into Redis; see the module docs. `C` is any `redis` crate connection:
+/// a [`ConnectionManager`] to a Redis or a zedis proxy, or `zedis::Cluster` (in-process routing).
+pub struct ServiceMirror<C = ConnectionManager> {
     keeper: SessionKeeper,
     paths: ServicePaths,
-    redis: ConnectionManager,
+    redis: C,
     options: MirrorOptions,
     status: watch::Sender<MirrorStatus>,
     backoff: Backoff,
@@ -83,13 +84,16 @@ struct Pending {
     dirty: BTreeSet<String>,
 }
 
-impl ServiceMirror {
+impl<C> ServiceMirror<C>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
     pub(crate) fn new(
         keeper: SessionKeeper,
         paths: ServicePaths,
-        redis: ConnectionManager,
+        redis: C,
         options: MirrorOptions,
-    ) -> ServiceMirror {
+    ) -> ServiceMirror<C> {
         let (status, _) = watch::channel(MirrorStatus::default());
         ServiceMirror { keeper, paths, redis, options, status, backoff: Backoff::new(RETRY_MIN, RETRY_MAX) }
     }
@@ -276,8 +280,10 @@ impl ServiceMirror {
         if !plan.set.is_empty() {
             pipe.cmd("HSET").arg(&key).arg(&plan.set).ignore();
         }
-        pipe.cmd("PUBLISH").arg(&key).arg(plan.notification(service)).ignore();
         pipe.query_async::<()>(&mut self.redis).await?;
+        // Outside the transaction: notifications are at-most-once anyway, and a zedis cluster
+        // runs a transaction only on its keys' slot (a channel is not a key).
+        redis::cmd("PUBLISH").arg(&key).arg(plan.notification(service)).query_async::<()>(&mut self.redis).await?;
         tracing::info!(
             service,
             added = ?plan.added,

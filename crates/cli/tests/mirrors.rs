@@ -1,0 +1,84 @@
+//! The controller leader's Redis mirrors: a registered service shows up in the cluster's Redis
+//! as `zedis:services:<name>` (on the group that owns the key's slot) and leaves it when its
+//! process dies; a new leader takes the mirror over.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// The instance ids in `zedis:services:<service>`, read from the master that owns the key.
+fn mirrored_ids(h: &Harness, service: &str) -> Result<Vec<String>, String> {
+    let key = format!("zedis:services:{service}");
+    let st = h.try_status()?;
+    let slot = zedis_topology::key_slot(key.as_bytes());
+    let group = st["slots"]
+        .as_array()
+        .and_then(|ranges| {
+            ranges.iter().find(|r| {
+                r["from"].as_u64().is_some_and(|lo| lo <= u64::from(slot))
+                    && r["to"].as_u64().is_some_and(|hi| u64::from(slot) <= hi)
+            })
+        })
+        .and_then(|r| r["group"].as_u64())
+        .ok_or_else(|| format!("no group owns slot {slot}: {st}"))?;
+    let owner = master_of(&st, group);
+    let mut conn = redis_conn(&owner)?;
+    let mut ids: Vec<String> = redis::cmd("HKEYS").arg(&key).query(&mut conn).map_err(|e| e.to_string())?;
+    ids.sort();
+    Ok(ids)
+}
+
+#[test]
+fn the_leader_mirrors_services_into_the_cluster() {
+    let mut h = Harness::start("mirrors", &[1, 1]);
+    h.create_cluster(&[]);
+    h.spawn_controller("c1");
+    h.wait_settled(Duration::from_secs(20));
+
+    h.phase("two instances register; both appear in the cluster's Redis");
+    let mut a = h.spawn_zedis("register-a", &["service", "register", "web", "--addr", "127.0.0.1:8001", "--id", "a"]);
+    let _b = h.spawn_zedis("register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
+    h.wait_until(Duration::from_secs(20), "both instances mirrored", || {
+        let ids = mirrored_ids(&h, "web")?;
+        if ids == ["a", "b"] {
+            Ok(())
+        } else {
+            Err(format!("mirrored: {ids:?}"))
+        }
+    });
+
+    h.phase("kill -9 one registration: it leaves the mirror once its session expires");
+    let _ = a.kill();
+    let _ = a.wait();
+    h.wait_until(Duration::from_secs(20), "the dead instance unmirrored", || {
+        let ids = mirrored_ids(&h, "web")?;
+        if ids == ["b"] {
+            Ok(())
+        } else {
+            Err(format!("mirrored: {ids:?}"))
+        }
+    });
+
+    h.phase("the leader dies; a second controller leads and keeps mirroring");
+    h.spawn_controller("c2");
+    h.controller("c1").kill9();
+    h.wait_until(Duration::from_secs(20), "c2 leads", || {
+        let st = h.try_status()?;
+        if st["leader"] == "c2" {
+            Ok(())
+        } else {
+            Err(format!("leader: {}", st["leader"]))
+        }
+    });
+    let _c = h.spawn_zedis("register-c", &["service", "register", "web", "--addr", "127.0.0.1:8003", "--id", "c"]);
+    h.wait_until(Duration::from_secs(20), "the new instance mirrored by the new leader", || {
+        let ids = mirrored_ids(&h, "web")?;
+        if ids == ["b", "c"] {
+            Ok(())
+        } else {
+            Err(format!("mirrored: {ids:?}"))
+        }
+    });
+}

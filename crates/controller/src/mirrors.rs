@@ -1,0 +1,59 @@
+//! The Redis mirrors the controller leader keeps: ZooKeeper data that applications in any
+//! language read from the cluster's Redis (`zedis:services:<name>`, ...). They write into the
+//! cluster itself through `zedis::Cluster`, routed in-process by slot like the proxy.
+//!
+//! Mirrors converge and their writes are idempotent (or version-checked), so the short overlap
+//! of an old and a new leader both mirroring is harmless; they run only while leading to keep
+//! the write load in one place.
+
+use std::time::Duration;
+
+use zedis_proxy::{Cluster, ClusterOptions};
+use zedis_recipes::discovery::{Discovery, DiscoveryOptions, MirrorOptions};
+
+use crate::controller::ControllerOptions;
+
+/// The in-process routing client mirrors write through, retried until the cluster is reachable.
+async fn connect_cluster(options: &ControllerOptions) -> Cluster {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let mut cluster = ClusterOptions::new(&options.zk.hosts, &options.cluster);
+        cluster.zk = options.zk.clone();
+        cluster.root = options.root.clone();
+        cluster.proxy.id = format!("mirror-{}", options.id);
+        cluster.proxy.backend.password = options.redis_password.clone();
+        match Cluster::connect(cluster).await {
+            Ok(c) => return c,
+            Err(e) => {
+                tracing::warn!(error = %e, "mirrors: cannot reach the cluster yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Keeps every mirror until dropped (it never returns on its own).
+///
+/// # Cancellation safety
+/// Drop it to stop: each mirror writes whole changes and resyncs fully when it starts again.
+pub async fn run(options: ControllerOptions) {
+    let cluster = connect_cluster(&options).await;
+    let services = async {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match Discovery::connect(options.zk.clone(), DiscoveryOptions { root: options.root.clone() }).await {
+                Ok(discovery) => {
+                    tracing::info!("mirroring services into the cluster");
+                    discovery.mirror(cluster.clone(), MirrorOptions::default()).run().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "services mirror: cannot reach ZooKeeper; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    };
+    services.await
+}
