@@ -27,8 +27,3 @@ pub use lock::{
     list_locks, lock_state, LockError, LockGuard, LockOptions, LockState, LossReason, ZkLock, ZkRwLock, ZkSemaphore,
 };
 pub use loss::{Hold, LossSender, LossSignal};
-pub mod config;
-pub use config::{
-    ConfigClient, ConfigError, ConfigEvent, ConfigMirror, ConfigOptions, ConfigRecord, ConfigValue, ConfigWatch,
-    MirrorTarget, PublishOptions,
-};
