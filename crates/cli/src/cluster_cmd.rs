@@ -1,9 +1,14 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use zedis_coord::{EventLog, RequestQueue, TopologyStore};
-use zedis_topology::{AdminOp, ClusterSettings, Event, EventKind, GroupSpec, Server, Topology, DEFAULT_PRIORITY};
+use serde::Serialize;
+use zedis_coord::{EventLog, LeaderRecord, ObserverBoard, RequestQueue, TopologyStore};
+use zedis_topology::settings::{canonical_setting, human_bytes, is_memory_setting};
+use zedis_topology::{
+    now_ms, AdminOp, ClusterSettings, Event, EventKind, GroupSpec, ObserverReport, Server, Topology, DEFAULT_PRIORITY,
+};
 
 use crate::common::{check_redis, parse_addr_list, Global};
 
@@ -23,6 +28,54 @@ pub enum ClusterCommand {
     Failover(FailoverArgs),
     /// Show the recent event history (failovers, admin actions).
     Events(EventsArgs),
+    /// Redis settings for every server (maxmemory, eviction policy, ...), kept in place by
+    /// the controller on servers that join, restart or are promoted.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Set Redis settings on every server: `set maxmemory 256mb maxmemory-policy allkeys-lru`.
+    ///
+    /// Only settings that are safe on a live fleet are accepted: maxmemory, maxmemory-policy,
+    /// maxmemory-samples, maxmemory-eviction-tenacity, timeout, tcp-keepalive, hz, dynamic-hz,
+    /// active-expire-effort, activerehashing, lazyfree-*, lfu-*, slowlog-*,
+    /// latency-monitor-threshold, latency-tracking, busy-reply-threshold,
+    /// notify-keyspace-events, tracking-table-max-keys, and the hash/list/set/zset/stream/hll
+    /// encoding limits. Settings zedis manages (replication, min-replicas-*), and those that
+    /// could lock out the controller, break replication or write files (requirepass,
+    /// maxclients, dir, save, appendonly, port, ...), are refused with the reason.
+    Set(ConfigSetArgs),
+    /// Stop enforcing Redis settings (servers keep their current values until restarted).
+    Unset(ConfigUnsetArgs),
+    /// Show the Redis settings set for every server, and where they are not applied yet.
+    Get(ConfigGetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigSetArgs {
+    /// Pairs of setting name and value. Memory sizes take Redis's units (b, k, kb, m, mb, g, gb).
+    #[arg(required = true, num_args = 2.., value_name = "NAME VALUE", allow_negative_numbers = true)]
+    pub pairs: Vec<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigUnsetArgs {
+    /// Setting names.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigGetArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -137,7 +190,128 @@ pub async fn run(global: &Global, cmd: ClusterCommand) -> Result<()> {
             submit(global, AdminOp::Failover { group: args.group, to }, &args.wait).await
         }
         ClusterCommand::Events(args) => events(global, args).await,
+        ClusterCommand::Config(ConfigCommand::Set(args)) => {
+            let settings = parse_setting_pairs(&args.pairs)?;
+            submit(global, AdminOp::SetRedisConfig { settings }, &args.wait).await
+        }
+        ClusterCommand::Config(ConfigCommand::Unset(args)) => {
+            submit(global, AdminOp::UnsetRedisConfig { names: args.names }, &args.wait).await
+        }
+        ClusterCommand::Config(ConfigCommand::Get(args)) => config_get(global, args).await,
     }
+}
+
+/// `NAME VALUE [NAME VALUE]...` → settings, each checked against the safe list here so a
+/// refused one fails before anything is queued (the leader checks again).
+fn parse_setting_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    if pairs.len() & 1 == 1 {
+        bail!(
+            "expected pairs of NAME VALUE, got {} words (the last name {:?} has no value)",
+            pairs.len(),
+            pairs[pairs.len() - 1]
+        );
+    }
+    let mut settings = BTreeMap::new();
+    for pair in pairs.chunks(2) {
+        let (name, _) = canonical_setting(&pair[0], &pair[1])?;
+        if settings.insert(name.clone(), pair[1].clone()).is_some() {
+            bail!("Redis setting {name} is given twice");
+        }
+    }
+    Ok(settings)
+}
+
+/// Reports older than this (by their writer's clock) do not count for "applied".
+const FRESH_MS: u64 = 5000;
+
+/// What `cluster config get --json` prints.
+#[derive(Debug, Serialize, PartialEq)]
+struct ConfigView {
+    cluster: String,
+    epoch: u64,
+    /// Desired settings, canonical (as `CONFIG GET` reports them).
+    settings: BTreeMap<String, String>,
+    /// Servers of the cluster.
+    servers: usize,
+    /// Per setting, the servers that do not report the desired value yet; `None` when no
+    /// controller reports what the servers run.
+    not_applied: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Pure: the desired settings against what `report` saw on each server.
+fn config_view(topology: &Topology, report: Option<&ObserverReport>) -> ConfigView {
+    let servers = topology.server_addrs();
+    let not_applied = report.map(|r| {
+        topology
+            .settings
+            .redis
+            .iter()
+            .map(|(name, want)| {
+                let behind: Vec<String> = servers
+                    .iter()
+                    .filter(|addr| r.servers.get(*addr).and_then(|o| o.config.get(name)) != Some(want))
+                    .cloned()
+                    .collect();
+                (name.clone(), behind)
+            })
+            .collect()
+    });
+    ConfigView {
+        cluster: topology.cluster.clone(),
+        epoch: topology.epoch,
+        settings: topology.settings.redis.clone(),
+        servers: servers.len(),
+        not_applied,
+    }
+}
+
+fn render_config(view: &ConfigView) -> String {
+    if view.settings.is_empty() {
+        return format!(
+            "cluster {} (epoch {}): no Redis settings set; set some with `zedis cluster config set NAME VALUE`\n",
+            view.cluster, view.epoch
+        );
+    }
+    let mut out = format!("cluster {} (epoch {}): Redis settings for every server\n", view.cluster, view.epoch);
+    let width = view.settings.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (name, value) in &view.settings {
+        let shown = match value.parse::<u64>() {
+            Ok(bytes) if is_memory_setting(name) => format!("{value} ({})", human_bytes(bytes)),
+            _ if value.is_empty() => "\"\"".to_string(),
+            _ => value.clone(),
+        };
+        let applied = match view.not_applied.as_ref().and_then(|n| n.get(name)) {
+            None => "(no controller reports the servers)".to_string(),
+            Some(behind) if behind.is_empty() => format!("applied on all {} servers", view.servers),
+            Some(behind) => format!("not yet on {}", behind.join(", ")),
+        };
+        out.push_str(&format!("  {name:<width$}  {shown:<24} {applied}\n"));
+    }
+    out
+}
+
+async fn config_get(global: &Global, args: ConfigGetArgs) -> Result<()> {
+    let zk = global.connect().await?;
+    let paths = global.paths()?;
+    let topo = TopologyStore::new(zk.clone(), paths.clone()).read().await?;
+    let leader = LeaderRecord::read(&zk, &paths).await?.map(|r| r.id);
+    let now = now_ms();
+    let reports: Vec<ObserverReport> = ObserverBoard::new(zk, paths)
+        .read_all()
+        .await?
+        .into_iter()
+        .filter_map(|p| p.report)
+        .filter(|r| now.saturating_sub(r.time_ms) <= FRESH_MS)
+        .collect();
+    // The leader's view is the one it acts on; any fresh one will do without a leader.
+    let report = leader.and_then(|l| reports.iter().find(|r| r.observer == l)).or(reports.first());
+    let view = config_view(&topo.value, report);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", render_config(&view));
+    }
+    Ok(())
 }
 
 async fn create(global: &Global, args: CreateArgs) -> Result<()> {
@@ -222,4 +396,63 @@ async fn events(global: &Global, args: EventsArgs) -> Result<()> {
 fn format_time(ms: u64) -> String {
     let s = ms / 1000;
     format!("{:02}:{:02}:{:02}.{:03}Z", (s / 3600) % 24, (s / 60) % 60, s % 60, ms % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use zedis_topology::ServerObservation;
+
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn setting_pairs() {
+        let got = parse_setting_pairs(&words("maxmemory 64mb MAXMEMORY-POLICY allkeys-lru")).unwrap();
+        assert_eq!(got.get("maxmemory").map(String::as_str), Some("64mb"));
+        assert_eq!(got.get("maxmemory-policy").map(String::as_str), Some("allkeys-lru"));
+        for (input, needle) in [
+            ("maxmemory 64mb timeout", "pairs of NAME VALUE"),
+            ("dir /tmp", "\"dir\""),
+            ("maxmemory 1mb maxmemory 2mb", "given twice"),
+            ("maxmemory lots", "maxmemory"),
+            ("hash-max-ziplist-entries 1 hash-max-listpack-entries 2", "given twice"),
+        ] {
+            let err = format!("{:#}", parse_setting_pairs(&words(input)).unwrap_err());
+            assert!(err.contains(needle), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn config_view_tells_where_settings_are_not_applied() {
+        let specs = [GroupSpec { servers: vec![Server::new("h:1"), Server::new("h:2")] }];
+        let mut t = Topology::new("c", &specs, ClusterSettings::default()).unwrap();
+        t.settings.redis.insert("maxmemory".into(), "67108864".into());
+        t.settings.redis.insert("maxmemory-policy".into(), "allkeys-lru".into());
+        let seen = |pairs: &[(&str, &str)]| ServerObservation {
+            ok: true,
+            config: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        let report = ObserverReport {
+            observer: "c1".into(),
+            servers: [
+                ("h:1".to_string(), seen(&[("maxmemory", "67108864"), ("maxmemory-policy", "allkeys-lru")])),
+                ("h:2".to_string(), seen(&[("maxmemory", "0"), ("maxmemory-policy", "allkeys-lru")])),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let view = config_view(&t, Some(&report));
+        let not_applied = view.not_applied.clone().unwrap();
+        assert_eq!(not_applied["maxmemory"], vec!["h:2".to_string()]);
+        assert!(not_applied["maxmemory-policy"].is_empty());
+        let text = render_config(&view);
+        assert!(text.contains("67108864 (64mb)") && text.contains("not yet on h:2"), "{text}");
+        assert!(text.contains("applied on all 2 servers"), "{text}");
+        assert_eq!(config_view(&t, None).not_applied, None);
+        assert!(render_config(&config_view(&t, None)).contains("no controller reports"));
+    }
 }

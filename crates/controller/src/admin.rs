@@ -1,5 +1,7 @@
 //! The leader's handling of operator requests queued by the CLI.
 
+use std::collections::BTreeMap;
+
 use zedis_coord::{CoordError, PendingRequest, RequestQueue, Versioned};
 use zedis_topology::{now_ms, AdminOp, Event, EventKind, ObserverReport, Outcome, Topology};
 
@@ -49,6 +51,30 @@ async fn apply_inner(
             let next = t.set_settings(settings.clone()).map_err(|e| e.to_string())?;
             (next, EventKind::SettingsChanged, "cluster settings changed".to_string())
         }
+        AdminOp::SetRedisConfig { settings } => {
+            // Validated again here: the request may come from any writer of the queue.
+            let changed = t.settings.with_redis_settings(settings).map_err(|e| e.to_string())?;
+            if changed == t.settings {
+                return Ok((format!("Redis settings unchanged: {}", describe(&changed.redis)), t.epoch));
+            }
+            let shown: BTreeMap<String, String> = changed
+                .redis
+                .iter()
+                .filter(|(k, _)| settings_named(settings, k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let next = t.set_settings(changed).map_err(|e| e.to_string())?;
+            (next, EventKind::SettingsChanged, format!("Redis settings for every server: {}", describe(&shown)))
+        }
+        AdminOp::UnsetRedisConfig { names } => {
+            let changed = t.settings.without_redis_settings(names)?;
+            let next = t.set_settings(changed).map_err(|e| e.to_string())?;
+            let message = format!(
+                "Redis settings no longer enforced: {} (servers keep their current values until restarted)",
+                names.join(", ")
+            );
+            (next, EventKind::SettingsChanged, message)
+        }
         AdminOp::Failover { group, to } => {
             let target = choose_target(t, *group, to.as_deref(), own)?;
             let epoch = rec.switchover(topo, *group, &target, own).await.map_err(|e| e.to_string())?;
@@ -63,6 +89,18 @@ async fn apply_inner(
     }
     rec.event(Event::new(kind, next.epoch, &rec.id, message.clone())).await;
     Ok((message, next.epoch))
+}
+
+/// Whether `canonical` is the canonical name of one of the operator's `requested` names.
+fn settings_named(requested: &BTreeMap<String, String>, canonical: &str) -> bool {
+    requested.iter().any(|(name, value)| {
+        zedis_topology::settings::canonical_setting(name, value).is_ok_and(|(n, _)| n == canonical)
+    })
+}
+
+/// `name value, name value` for messages and events.
+fn describe(settings: &BTreeMap<String, String>) -> String {
+    settings.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Handles every pending request in order; stops early when the topology moved.

@@ -15,6 +15,12 @@ use crate::server_ops::ServerConn;
 pub const MANAGED_CONFIG: &[&str] =
     &["min-replicas-to-write", "min-replicas-max-lag", "repl-timeout", "repl-ping-replica-period"];
 
+/// Every setting a probe reads back: the managed ones and the operator's
+/// (`ClusterSettings::redis`), so the planner sees drift in either.
+pub fn config_keys(settings: &ClusterSettings) -> Vec<String> {
+    MANAGED_CONFIG.iter().map(|k| k.to_string()).chain(settings.redis.keys().cloned()).collect()
+}
+
 #[derive(Debug)]
 struct ProbeState {
     since: Instant,
@@ -151,12 +157,13 @@ impl Observer {
     }
 }
 
-/// One probe: PING, `INFO replication server`, `CONFIG GET` of the managed settings.
-pub async fn probe(conn: &mut ServerConn) -> Result<ServerObservation, String> {
+/// One probe: PING, `INFO replication server`, `CONFIG GET` of `config_keys` (see
+/// [`config_keys`]).
+pub async fn probe(conn: &mut ServerConn, config_keys: &[String]) -> Result<ServerObservation, String> {
     let mut pipe = redis::pipe();
     pipe.cmd("PING").cmd("INFO").arg("replication").arg("server").cmd("CONFIG").arg("GET");
-    for key in MANAGED_CONFIG {
-        pipe.arg(*key);
+    for key in config_keys {
+        pipe.arg(key);
     }
     let (pong, info, config): (String, String, BTreeMap<String, String>) =
         conn.pipeline(&pipe).await.map_err(|e| e.to_string())?;
@@ -175,6 +182,8 @@ async fn probe_loop(inner: Weak<Mutex<Inner>>, addr: String, settings: ClusterSe
     let interval = Duration::from_millis(settings.probe_interval_ms);
     // Long enough for a busy server, short enough to vote well inside down_after.
     let timeout = Duration::from_millis((settings.down_after_ms / 2).clamp(50, 2000));
+    // `follow` restarts this loop when the settings change, so the key list stays current.
+    let keys = config_keys(&settings);
     let mut conn: Option<ServerConn> = None;
     loop {
         let started = Instant::now();
@@ -188,7 +197,7 @@ async fn probe_loop(inner: Weak<Mutex<Inner>>, addr: String, settings: ClusterSe
             }
         }
         if let Some(c) = conn.as_mut() {
-            let result = probe(c).await;
+            let result = probe(c, &keys).await;
             if result.is_err() {
                 conn = None; // reconnect next time: the connection may be broken
             }

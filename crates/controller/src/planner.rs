@@ -106,11 +106,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     {
         let desired = topo.settings.redis_config(replicas);
         let Some(o) = reachable(input.own.servers.get(&addr)) else { continue };
-        let drift: Vec<(String, String)> = desired
-            .iter()
-            .filter(|(k, v)| o.config.get(*k) != Some(v))
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+        // Desired values are canonical (as CONFIG GET prints them), so a plain comparison
+        // tells drift; a server restarted, added or promoted gets them back this way.
+        let drift: Vec<(String, String)> = desired.into_iter().filter(|(k, v)| o.config.get(k) != Some(v)).collect();
         if !drift.is_empty() {
             out.actions.push(Action::Configure { addr, pairs: drift });
         }
@@ -183,7 +181,7 @@ mod tests {
     }
 
     fn settled(t: &Topology) -> BTreeMap<String, String> {
-        t.settings.redis_config(t.groups[0].servers.len() - 1).into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        t.settings.redis_config(t.groups[0].servers.len() - 1).into_iter().collect()
     }
 
     fn master(config: &BTreeMap<String, String>) -> ServerObservation {
@@ -405,18 +403,68 @@ mod tests {
                 vec![(M, master(&BTreeMap::new())), (R1, replica(M, true, 0, &c)), (R2, replica(M, true, 0, &c))],
                 vec![Action::Configure {
                     addr: M.into(),
-                    pairs: t
-                        .settings
-                        .redis_config(t.groups[0].servers.len() - 1)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
+                    pairs: t.settings.redis_config(t.groups[0].servers.len() - 1),
                 }],
             ),
             (
                 "unreachable servers are left alone",
                 vec![(M, master(&c)), (R1, dead()), (R2, ServerObservation { ok: false, ..Default::default() })],
                 vec![],
+            ),
+        ];
+        for (name, servers, want) in table {
+            let r = report("o", &servers);
+            let p = plan(&PlanInput { topology: &t, own: &r, live: std::slice::from_ref(&r) });
+            assert_eq!(p.actions, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn operator_redis_settings_reach_every_server() {
+        let base = topo(&[100, 100]);
+        let managed = settled(&base);
+        let changes = [("maxmemory", "64mb"), ("maxmemory-policy", "allkeys-lru")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let settings = base.settings.with_redis_settings(&changes).unwrap();
+        let t = base.set_settings(settings).unwrap();
+        let all = settled(&t);
+        let mut half = all.clone();
+        half.insert("maxmemory".into(), "0".into());
+        let operator = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        type Case<'a> = (&'a str, Vec<(&'a str, ServerObservation)>, Vec<Action>);
+        let table: Vec<Case> = vec![
+            (
+                "applied everywhere: nothing to do",
+                vec![(M, master(&all)), (R1, replica(M, true, 0, &all)), (R2, replica(M, true, 0, &all))],
+                vec![],
+            ),
+            (
+                "servers with only the managed settings get the operator's, masters and replicas alike",
+                vec![(M, master(&managed)), (R1, replica(M, true, 0, &managed)), (R2, replica(M, true, 0, &all))],
+                vec![
+                    Action::Configure {
+                        addr: M.into(),
+                        pairs: operator(&[("maxmemory", "67108864"), ("maxmemory-policy", "allkeys-lru")]),
+                    },
+                    Action::Configure {
+                        addr: R1.into(),
+                        pairs: operator(&[("maxmemory", "67108864"), ("maxmemory-policy", "allkeys-lru")]),
+                    },
+                ],
+            ),
+            (
+                "a drifted value alone is corrected",
+                vec![(M, master(&all)), (R1, replica(M, true, 0, &half)), (R2, replica(M, true, 0, &all))],
+                vec![Action::Configure { addr: R1.into(), pairs: operator(&[("maxmemory", "67108864")]) }],
+            ),
+            (
+                "a restarted server (nothing set) gets everything back",
+                vec![(M, master(&all)), (R1, replica(M, true, 0, &all)), (R2, replica(M, true, 0, &BTreeMap::new()))],
+                vec![Action::Configure { addr: R2.into(), pairs: t.settings.redis_config(2) }],
             ),
         ];
         for (name, servers, want) in table {

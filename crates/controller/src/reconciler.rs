@@ -117,10 +117,40 @@ impl Reconciler {
                 Ok(Done::Nothing)
             }
             Action::Configure { addr, pairs } => {
-                self.connect(addr).await?.config_set(pairs).await?;
-                tracing::info!(server = %addr, ?pairs, "applied managed settings");
+                self.configure(addr, pairs).await?;
                 Ok(Done::Nothing)
             }
+        }
+    }
+
+    /// `CONFIG SET` of `pairs` on `addr`. Redis applies a multi-setting `CONFIG SET` all or
+    /// nothing, so when the server refuses it, the settings are applied one by one: one bad
+    /// operator setting must not hold back the others, least of all the fencing ones.
+    async fn configure(&self, addr: &str, pairs: &[(String, String)]) -> Result<(), ReconcileError> {
+        let mut conn = self.connect(addr).await?;
+        let first = match conn.config_set(pairs).await {
+            Ok(()) => {
+                tracing::info!(server = %addr, ?pairs, "applied managed settings");
+                return Ok(());
+            }
+            // Only a refusal by the server; a timeout or broken connection fails the same
+            // way for one setting at a time.
+            Err(e @ ServerError::Redis { .. }) if pairs.len() > 1 => e,
+            Err(e) => return Err(e.into()),
+        };
+        tracing::debug!(server = %addr, error = %first, "CONFIG SET of several settings refused; applying one by one");
+        let mut refused = Vec::new();
+        for pair in pairs {
+            self.leadership.check()?;
+            match conn.config_set(std::slice::from_ref(pair)).await {
+                Ok(()) => tracing::info!(server = %addr, setting = %pair.0, value = %pair.1, "applied managed setting"),
+                Err(e) => refused.push(format!("{} {:?}: {e}", pair.0, pair.1)),
+            }
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(ReconcileError::Refused(format!("{addr} refused settings: {}", refused.join("; "))))
         }
     }
 

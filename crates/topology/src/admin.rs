@@ -1,6 +1,8 @@
 //! Operator requests that only the controller leader may apply to the topology; the CLI
 //! queues them in ZooKeeper and waits for the leader's outcome.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::group::{GroupId, Server};
@@ -30,6 +32,15 @@ pub enum AdminOp {
     },
     SetSettings {
         settings: ClusterSettings,
+    },
+    /// Operator Redis settings for every server, added or replaced (`cluster config set`);
+    /// names and values as the operator gave them, validated by the leader again.
+    SetRedisConfig {
+        settings: BTreeMap<String, String>,
+    },
+    /// Stop enforcing these operator Redis settings (`cluster config unset`).
+    UnsetRedisConfig {
+        names: Vec<String>,
     },
 }
 
@@ -88,5 +99,13 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"op":"failover","group":2,"to":"h:1","by":"cli","time_ms":5}"#);
         assert_eq!(serde_json::from_str::<AdminRequest>(&json).unwrap(), r);
+
+        let op = AdminOp::SetRedisConfig { settings: [("maxmemory".to_string(), "64mb".to_string())].into() };
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(json, r#"{"op":"set_redis_config","settings":{"maxmemory":"64mb"}}"#);
+        assert_eq!(serde_json::from_str::<AdminOp>(&json).unwrap(), op);
+        let op = AdminOp::UnsetRedisConfig { names: vec!["maxmemory".into()] };
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(json, r#"{"op":"unset_redis_config","names":["maxmemory"]}"#);
     }
 }
