@@ -39,7 +39,7 @@ fn the_leader_mirrors_services_into_the_cluster() {
 
     h.phase("two instances register; both appear in the cluster's Redis");
     let mut a = h.spawn_zedis("register-a", &["service", "register", "web", "--addr", "127.0.0.1:8001", "--id", "a"]);
-    let _b = h.spawn_zedis("register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
+    let mut b = h.spawn_zedis("register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
     h.wait_until(Duration::from_secs(20), "both instances mirrored", || {
         let ids = mirrored_ids(&h, "web")?;
         if ids == ["a", "b"] {
@@ -72,7 +72,7 @@ fn the_leader_mirrors_services_into_the_cluster() {
             Err(format!("leader: {}", st["leader"]))
         }
     });
-    let _c = h.spawn_zedis("register-c", &["service", "register", "web", "--addr", "127.0.0.1:8003", "--id", "c"]);
+    let mut c = h.spawn_zedis("register-c", &["service", "register", "web", "--addr", "127.0.0.1:8003", "--id", "c"]);
     h.wait_until(Duration::from_secs(20), "the new instance mirrored by the new leader", || {
         let ids = mirrored_ids(&h, "web")?;
         if ids == ["b", "c"] {
@@ -81,4 +81,8 @@ fn the_leader_mirrors_services_into_the_cluster() {
             Err(format!("mirrored: {ids:?}"))
         }
     });
+    for child in [&mut b, &mut c] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
