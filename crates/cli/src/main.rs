@@ -58,8 +58,31 @@ enum Command {
     Queue(queue_cmd::QueueCommand),
 }
 
+/// Servers and supervisors keep Rust's default of ignoring SIGPIPE (a vanished peer is an
+/// error to handle, and a lock or leadership must be released in order). Tools that print
+/// restore the Unix default, so `zedis status | head -1` ends quietly instead of panicking on
+/// a closed stdout.
+fn restore_sigpipe(command: &Command) {
+    if matches!(
+        command,
+        Command::Controller(_)
+            | Command::Proxy(_)
+            | Command::Up(_)
+            | Command::Lock(lock_cmd::LockCommand::Run(_))
+            | Command::Election(election_cmd::ElectionCommand::Run(_))
+            | Command::Service(service_cmd::ServiceCommand::Register(_))
+    ) {
+        return;
+    }
+    // SAFETY: setting a signal's disposition before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
+    restore_sigpipe(&cli.command);
     common::init_logging(&cli.global);
     let result = match cli.command {
         Command::Up(args) => up_cmd::run(&cli.global, args),
