@@ -86,3 +86,55 @@ fn the_leader_mirrors_services_into_the_cluster() {
         let _ = child.wait();
     }
 }
+
+/// `HGET zedis:config:<ns> <key>` through a proxy.
+fn hget_through(proxy: &str, ns: &str, key: &str) -> Result<Option<String>, String> {
+    let mut conn = redis_conn(proxy)?;
+    redis::cmd("HGET").arg(format!("zedis:config:{ns}")).arg(key).query(&mut conn).map_err(|e| e.to_string())
+}
+
+#[test]
+fn configuration_reaches_redis_through_the_proxy_within_two_seconds() {
+    let mut h = Harness::start("config-mirror", &[1, 1]);
+    h.create_cluster(&[]);
+    h.spawn_controller("c1");
+    h.wait_settled(Duration::from_secs(20));
+    let port = zedis_testkit::free_port().expect("a free port");
+    let proxy = format!("127.0.0.1:{port}");
+    let mut p = h.spawn_zedis("proxy", &["proxy", "--listen", &proxy]);
+    h.wait_until(Duration::from_secs(20), "the proxy serves", || hget_through(&proxy, "probe", "x").map(|_| ()));
+
+    for (i, value) in ["jdbc:one", "jdbc:two", "jdbc:three"].iter().enumerate() {
+        h.phase(&format!("set app db.url = {value}: version {} reaches Redis within 2 s", i + 1));
+        let out = h.zedis_ok(&["config", "set", "app", "db.url", value]);
+        assert!(out.contains(&(i + 1).to_string()), "set prints the new version {}: {out}", i + 1);
+        let started = std::time::Instant::now();
+        h.wait_until(Duration::from_secs(2), "the mirror has the new value", || {
+            match hget_through(&proxy, "app", "db.url")? {
+                Some(v) if v == *value => Ok(()),
+                other => Err(format!("HGET says {other:?}")),
+            }
+        });
+        eprintln!("  visible through the proxy after {:?}", started.elapsed());
+    }
+
+    h.phase("a stale --expect-version is refused; the mirror keeps the newest value");
+    h.zedis_fails(&["config", "set", "app", "db.url", "jdbc:stale", "--expect-version", "1"], "version");
+    assert_eq!(hget_through(&proxy, "app", "db.url").unwrap().as_deref(), Some("jdbc:three"));
+
+    h.phase("rollback to version 1 is version 4 and reaches Redis");
+    h.zedis_ok(&["config", "rollback", "app", "db.url", "--to", "1"]);
+    h.wait_until(Duration::from_secs(2), "the rolled-back value mirrored", || {
+        match hget_through(&proxy, "app", "db.url")? {
+            Some(v) if v == "jdbc:one" => Ok(()),
+            other => Err(format!("HGET says {other:?}")),
+        }
+    });
+    let history = h.zedis_ok(&["config", "history", "app", "db.url", "--json"]);
+    let history: serde_json::Value = serde_json::from_str(&history).expect("history is JSON");
+    let versions: Vec<u64> =
+        history.as_array().expect("an array").iter().filter_map(|r| r["version"].as_u64()).collect();
+    assert_eq!(versions, vec![4, 3, 2, 1], "history, newest first: {history}");
+    let _ = p.kill();
+    let _ = p.wait();
+}

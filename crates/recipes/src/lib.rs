@@ -1,11 +1,13 @@
-//! Coordination recipes for applications: locks with fencing tokens, leader election and
-//! service discovery on ZooKeeper, a Redis lease lock, a Redis-side fencing guard, and the
-//! Redis mirrors that show their state to clients in any language.
+//! Coordination recipes for applications: locks with fencing tokens, leader election,
+//! service discovery and a configuration center on ZooKeeper, a Redis lease lock, a
+//! Redis-side fencing guard, and the Redis mirrors that show their state to clients in any
+//! language.
 //!
 //! Every recipe takes a [`zedis_coord::Zk`] session (or a Redis connection) and a
 //! `FooOptions` struct; holders learn that they may have lost, or have lost, what they hold
 //! through a [`LossSignal`].
 
+pub mod config;
 pub mod discovery;
 pub mod fenced_resource;
 pub mod leader;
@@ -13,6 +15,10 @@ pub mod lease_lock;
 pub mod lock;
 pub mod loss;
 
+pub use config::{
+    ConfigClient, ConfigError, ConfigEvent, ConfigMirror, ConfigOptions, ConfigRecord, ConfigValue, ConfigWatch,
+    MirrorTarget, PublishOptions,
+};
 pub use discovery::{
     Discovery, DiscoveryError, DiscoveryOptions, MirrorOptions, Picker, PickerOptions, Registration, ServiceCache,
     ServiceInstance, ServiceMirror, Strategy,
