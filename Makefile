@@ -2,7 +2,7 @@
 CARGO ?= cargo
 UP_ARGS ?=
 
-.PHONY: deps build release up test lint fmt bench-failover bench-proxy bench-coord clean
+.PHONY: deps build release up test lint fmt bench-failover bench-proxy bench-coord bench-config clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -44,6 +44,11 @@ bench-proxy: deps
 bench-coord: deps
 	$(CARGO) build --release -p zedis-bench-coord
 	target/release/zedis-bench-coord
+
+## Config change -> 100 watchers and the Redis mirror updated, p50/p99.
+bench-config: deps
+	$(CARGO) build --release -p zedis-bench-config
+	target/release/zedis-bench-config
 
 clean:
 	$(CARGO) clean
