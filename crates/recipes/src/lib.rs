@@ -14,6 +14,7 @@ pub mod leader;
 pub mod lease_lock;
 pub mod lock;
 pub mod loss;
+mod zk_watch;
 
 pub use config::{
     ConfigClient, ConfigError, ConfigEvent, ConfigMirror, ConfigOptions, ConfigRecord, ConfigValue, ConfigWatch,

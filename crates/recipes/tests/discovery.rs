@@ -1,7 +1,8 @@
 //! Service discovery against a real ZooKeeper (and Redis for the mirror): register, list and
 //! update; an instance vanishing when its process dies and when it is dropped; re-creation
-//! after session expiry; the cache following adds, updates and removes; the Redis mirror
-//! (equality, notifications, resync after FLUSHALL and after a Redis restart).
+//! after session expiry; the cache following adds, updates and removes, also after a
+//! reconnect within the session; the Redis mirror (equality, notifications, resync after
+//! FLUSHALL and after a Redis restart, following after a reconnect within the session).
 //!
 //! The tests share one ZooKeeper, each under its own root. Picker distributions are unit
 //! tests in `src/discovery/picker.rs` (pure).
@@ -175,7 +176,8 @@ async fn instance_vanishes_when_its_process_dies() {
 }
 
 /// A TCP proxy to ZooKeeper that can be cut (every connection dropped, new ones refused), to
-/// partition a client from ZooKeeper for longer than its session timeout.
+/// partition a client from ZooKeeper for longer than its session timeout, or to drop its
+/// connection for a moment.
 struct Partition {
     addr: String,
     cut: watch::Sender<bool>,
@@ -338,6 +340,81 @@ async fn cache_follows_adds_updates_removes() {
     .await;
     drop(three);
     drop(one);
+    phase(TEST, started, "done");
+}
+
+/// A short cut of the TCP connection, well under the session timeout: the client reconnects in
+/// the same session. zookeeper-client 0.11.2 does not re-register persistent watches then, so
+/// the cache and the mirror must add theirs again, or they stop seeing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_and_mirror_follow_after_reconnect_in_session() {
+    const TEST: &str = "reconnect_in_session";
+    let started = Instant::now();
+    let root = "/t-reconnect";
+    let session_timeout = Duration::from_secs(4);
+    // The deadline for a change to reach the cache and the mirror (a watch event and a read).
+    let deadline = Duration::from_secs(3);
+    let redis_server = RedisServer::start().unwrap_or_else(|e| panic!("redis-server did not start: {e}"));
+    let redis_client = redis::Client::open(redis_server.url()).expect("redis url");
+    let conn = redis_client.get_connection_manager().await.expect("redis connection");
+    let partition = Partition::start(shared_zk().connect_string()).await;
+    let mut options = ZkOptions::new(partition.addr.clone());
+    options.session_timeout = session_timeout;
+    // One session each: watch events are dispatched per client, so a cache's watch on
+    // `services/api` would also feed a mirror's watch on `services` in the same session.
+    let d = Discovery::connect(options.clone(), DiscoveryOptions { root: root.to_string() })
+        .await
+        .expect("connect via proxy");
+    let dm = Discovery::connect(options, DiscoveryOptions { root: root.to_string() }).await.expect("connect via proxy");
+    // Writes and looks from outside, straight to ZooKeeper.
+    let writer = discovery(root, session_timeout).await;
+    let zk = observer().await;
+
+    phase(TEST, started, "the cache and the mirror follow the service");
+    let cache = d.cache("api").expect("cache");
+    tokio::time::timeout(WAIT, cache.ready()).await.expect("cache ready");
+    // No periodic resync within the test: only watch events (and the resync after the
+    // reconnect, which comes before the change below) can bring a change to Redis.
+    let mirror = dm.mirror(conn.clone(), MirrorOptions { resync_interval: Duration::from_secs(3600) });
+    let mut status = mirror.status();
+    let mirror_task = tokio::spawn(mirror.run());
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.full_resyncs >= 1)).await.expect("first resync").expect("status");
+    let _a = writer.register(instance("api", "a", 8001)).await.expect("register a");
+    wait_until("the cache has a", || async { (ids(&cache.instances()) == ["a"]).then_some(()) }).await;
+    wait_until("Redis has a", || async { mirrored(&zk, &conn, root, "api").await.filter(|h| h.len() == 1) }).await;
+    let sessions = || (d.keeper().zk().client().session_id(), dm.keeper().zk().client().session_id());
+    let before = sessions();
+    let resyncs = status.borrow().full_resyncs;
+
+    phase(TEST, started, "cut the connection briefly, well under the session timeout");
+    partition.set_cut(true);
+    wait_until("the cache noticed the disconnection", || async { (!cache.view().connected).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    partition.set_cut(false);
+    let (_, took) = wait_until("the cache is connected again", || async { cache.view().connected.then_some(()) }).await;
+    eprintln!("[{TEST}]   cache reconnected {took:?} after the heal");
+    tokio::time::timeout(WAIT, status.wait_for(|s| s.full_resyncs > resyncs && s.in_sync))
+        .await
+        .expect("the mirror resynced after the reconnect")
+        .expect("status");
+    assert_eq!(sessions(), before, "reconnected within the same sessions");
+
+    phase(TEST, started, "changes after the reconnect still reach the cache and the mirror");
+    let b = writer.register(instance("api", "b", 8002)).await.expect("register b");
+    let (_, took) =
+        wait_until("the cache has a and b", || async { (ids(&cache.instances()) == ["a", "b"]).then_some(()) }).await;
+    eprintln!("[{TEST}]   add seen by the cache after {took:?}");
+    assert!(took < deadline, "{took:?}");
+    let (_, took) =
+        wait_until("Redis has a and b", || async { mirrored(&zk, &conn, root, "api").await.filter(|h| h.len() == 2) })
+            .await;
+    eprintln!("[{TEST}]   add mirrored after {took:?}");
+    assert!(took < deadline, "{took:?}");
+    b.deregister().await.expect("deregister b");
+    wait_until("the cache lost b", || async { (ids(&cache.instances()) == ["a"]).then_some(()) }).await;
+    wait_until("Redis lost b", || async { mirrored(&zk, &conn, root, "api").await.filter(|h| h.len() == 1) }).await;
+    assert_eq!(sessions(), before, "still the same sessions");
+    mirror_task.abort();
     phase(TEST, started, "done");
 }
 

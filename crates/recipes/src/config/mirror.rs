@@ -34,7 +34,7 @@ use super::paths::{check_namespace, ConfigPaths, PathKind};
 use super::record::{now_ms, ConfigRecord};
 use super::session::{Backoff, Keeper, Session};
 use super::store::{list_namespaces, read_key, read_namespace};
-use super::watch::rewatch;
+use crate::zk_watch::rewatch;
 
 /// How a [`ConfigMirror`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,6 +27,7 @@ use super::record::ConfigRecord;
 use super::session::{Backoff, Session};
 use super::store::read_key;
 use super::value::Source;
+use crate::zk_watch::rewatch;
 
 /// One change of one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -453,26 +454,6 @@ impl Follower {
             s.last_error = Some(error.to_string());
         });
     }
-}
-
-/// Adds the persistent watch on `path` again and replaces `watcher` with the new one.
-///
-/// Why: zookeeper-client 0.11.2 does not re-register persistent watches when it reconnects
-/// within a session (its `resend_watches` sends `SetWatches` without the persistent lists), so
-/// the server forgets them and no more events arrive. The new watcher is added before the old
-/// one is dropped, so the client never asks the server to remove the watch. Harmless once the
-/// client is fixed: adding a watch that exists changes nothing on the server.
-pub(crate) async fn rewatch(
-    client: &zookeeper_client::Client,
-    path: &str,
-    watcher: &mut zookeeper_client::PersistentWatcher,
-) -> Result<(), zookeeper_client::Error> {
-    let fresh =
-        tokio::time::timeout(super::store::REQUEST_TIMEOUT, client.watch(path, AddWatchMode::PersistentRecursive))
-            .await
-            .map_err(|_| zookeeper_client::Error::ConnectionLoss)??;
-    *watcher = fresh;
-    Ok(())
 }
 
 async fn sleep_until(at: Option<Instant>) {

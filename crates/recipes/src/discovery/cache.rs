@@ -2,7 +2,8 @@
 //!
 //! One persistent recursive watch on `<root>/services/<service>` reports every instance
 //! created, changed or deleted; each event re-reads just that instance. After a reconnect the
-//! whole service is read again, because events that happen while disconnected can be lost
+//! watch is added again (the client forgets to, see `zk_watch::rewatch`) and the whole
+//! service is read again, because events that happen while disconnected can be lost
 //! (ZOOKEEPER-4698); after a session expiry, the watch is set again in the keeper's new
 //! session and the service read again. While ZooKeeper is unreachable the cache keeps serving
 //! the last instances it saw (with `connected: false`): a client had better call an instance
@@ -24,6 +25,7 @@ use super::keeper::{Session, SessionKeeper};
 use super::paths::{check_service, PathKind, ServicePaths};
 use super::picker::Picker;
 use super::reader::{read_instance, read_service};
+use crate::zk_watch::rewatch;
 
 /// What a [`ServiceCache`] knows at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,9 +159,24 @@ impl Follower {
             }
         };
         let mut resync = true;
+        // Set after a reconnect: the persistent watch must be added again (see `rewatch`).
+        let mut rearm = false;
         let mut retry_at: Option<Instant> = None;
         loop {
-            if resync && retry_at.is_none_or(|at| at <= Instant::now()) {
+            if rearm && retry_at.is_none_or(|at| at <= Instant::now()) {
+                retry_at = None;
+                match rewatch(client, &dir, &mut watcher).await {
+                    Ok(()) => rearm = false,
+                    Err(_) if client.state().is_terminated() => return,
+                    Err(error) => {
+                        let delay = self.backoff.next_delay();
+                        tracing::warn!(service = %self.service, %error, retry_in = ?delay, "cannot watch the service again");
+                        retry_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+            // Watch first, then read (as at the start).
+            if !rearm && resync && retry_at.is_none_or(|at| at <= Instant::now()) {
                 retry_at = None;
                 match read_service(client, &self.paths, &self.service).await {
                     Ok(records) => {
@@ -181,6 +198,7 @@ impl Follower {
                     EventType::Session => match event.session_state {
                         SessionState::Disconnected => self.publish(None, false),
                         SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                            rearm = true;
                             resync = true;
                             retry_at = None;
                         }

@@ -6,14 +6,15 @@
 //! the same name (see [`MirrorPlan::notification`]). The mirror keeps the hash *equal* to
 //! ZooKeeper: instances that vanish are deleted, a service without instances has no hash.
 //!
-//! How: one persistent recursive watch on `<root>/services` marks services dirty; each dirty
-//! service is read from ZooKeeper and from Redis (`HGETALL`), the pure [`MirrorPlan::diff`]
-//! decides, and one `MULTI` applies `HDEL`/`HSET` and `PUBLISH`es the change, so a
-//! subscriber that re-reads the hash on a notification sees at least that change. A full
-//! resync of every service (both sides, so hashes of services gone from ZooKeeper are
-//! deleted too) runs at start, after every ZooKeeper reconnect or new session (events may
-//! have been missed), after a Redis error (the server may have restarted empty), and every
-//! `resync_interval` (catches a `FLUSHALL` or a hand edit, which Redis does not tell us of).
+//! How: one persistent recursive watch on `<root>/services` (added again after every
+//! reconnect, see `zk_watch::rewatch`) marks services dirty; each dirty service is read from
+//! ZooKeeper and from Redis (`HGETALL`), the pure [`MirrorPlan::diff`] decides, and one
+//! `MULTI` applies `HDEL`/`HSET` and `PUBLISH`es the change, so a subscriber that re-reads the
+//! hash on a notification sees at least that change. A full resync of every service (both
+//! sides, so hashes of services gone from ZooKeeper are deleted too) runs at start, after
+//! every ZooKeeper reconnect or new session (events may have been missed), after a Redis error
+//! (the server may have restarted empty), and every `resync_interval` (catches a `FLUSHALL`
+//! or a hand edit, which Redis does not tell us of).
 //!
 //! Two mirrors may run at once (e.g. in two controllers): both converge on ZooKeeper's state.
 
@@ -31,6 +32,7 @@ use super::keeper::SessionKeeper;
 use super::mirror_plan::{service_key, service_of_key, MirrorPlan, SERVICES_KEY_PREFIX};
 use super::paths::{check_service, PathKind, ServicePaths};
 use super::reader::{list_services, read_service};
+use crate::zk_watch::rewatch;
 
 /// How a [`ServiceMirror`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,9 +151,25 @@ where
         };
         let mut pending = Pending { full: true, dirty: BTreeSet::new() };
         let mut retry_at: Option<Instant> = None;
+        // Set after a reconnect: the persistent watch must be added again (see `rewatch`).
+        let mut rearm = false;
         let mut next_full = Instant::now() + self.options.resync_interval;
         loop {
-            if (pending.full || !pending.dirty.is_empty()) && retry_at.is_none_or(|at| at <= Instant::now()) {
+            if rearm && retry_at.is_none_or(|at| at <= Instant::now()) {
+                retry_at = None;
+                match rewatch(client, &dir, &mut watcher).await {
+                    Ok(()) => rearm = false,
+                    Err(_) if client.state().is_terminated() => return,
+                    Err(error) => {
+                        let delay = self.backoff.next_delay();
+                        tracing::warn!(path = %dir, %error, retry_in = ?delay, "cannot watch the services again");
+                        self.failed(&error.to_string());
+                        retry_at = Some(Instant::now() + delay);
+                    }
+                }
+            }
+            // Watch first, then read (as at the start).
+            if !rearm && (pending.full || !pending.dirty.is_empty()) && retry_at.is_none_or(|at| at <= Instant::now()) {
                 retry_at = None;
                 let full = pending.full;
                 match self.sync(client, &mut pending).await {
@@ -180,13 +198,13 @@ where
             }
             tokio::select! {
                 event = watcher.changed() => {
-                    if !self.note(event, &mut pending) {
+                    if !self.note(event, &mut pending, &mut rearm) {
                         return;
                     }
                     for _ in 0..EVENT_BATCH {
                         tokio::select! {
                             biased;
-                            event = watcher.changed() => if !self.note(event, &mut pending) {
+                            event = watcher.changed() => if !self.note(event, &mut pending, &mut rearm) {
                                 return;
                             },
                             () = std::future::ready(()) => break,
@@ -204,7 +222,7 @@ where
 
     /// Records what a watch event makes dirty; `false` when the session is gone (the
     /// watcher must not be polled again).
-    fn note(&self, event: WatchedEvent, pending: &mut Pending) -> bool {
+    fn note(&self, event: WatchedEvent, pending: &mut Pending, rearm: &mut bool) -> bool {
         match event.event_type {
             EventType::Session => match event.session_state {
                 SessionState::Disconnected => {
@@ -214,6 +232,7 @@ where
                 // Events during the disconnection may be lost (ZOOKEEPER-4698).
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                     pending.full = true;
+                    *rearm = true;
                     true
                 }
                 _ => false,
