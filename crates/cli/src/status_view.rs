@@ -11,7 +11,7 @@ pub struct StatusView {
     pub controllers: Vec<String>,
     pub groups: Vec<GroupView>,
     pub slots: Vec<SlotRange>,
-    pub migrations: Vec<serde_json::Value>,
+    pub migrations: Vec<zedis_topology::Migration>,
     /// Registered proxies: id, address, the topology epoch each has applied.
     pub proxies: Vec<serde_json::Value>,
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::parse_addr;
 use crate::error::TopologyError;
 use crate::group::{Group, GroupId, Server};
+use crate::migration::{Migration, SlotRoute};
 use crate::settings::ClusterSettings;
 use crate::slot::Slot;
 use crate::slot_map::SlotMap;
@@ -22,9 +23,9 @@ pub struct Topology {
     pub slots: SlotMap,
     #[serde(default)]
     pub settings: ClusterSettings,
-    /// Slot migrations in flight (filled by the migration driver).
+    /// Slot migrations, in flight and finished (see [`crate::migration`]).
     #[serde(default)]
-    pub migrations: Vec<serde_json::Value>,
+    pub migrations: Vec<Migration>,
 }
 
 /// A group as given to `cluster create` or `add-group`: the first server is the master.
@@ -121,6 +122,11 @@ impl Topology {
     /// The group that serves `slot`.
     pub fn slot_owner(&self, slot: Slot) -> Option<&Group> {
         self.slots.owner(slot).and_then(|id| self.group(id))
+    }
+
+    /// How routers reach `slot`: its owner, or through a migration's source.
+    pub fn route(&self, slot: Slot) -> Option<SlotRoute> {
+        crate::migration::route(slot, self.slots.owner(slot), &self.migrations)
     }
 
     /// Every server address of the cluster.
