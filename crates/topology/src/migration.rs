@@ -213,17 +213,22 @@ mod tests {
 
     #[test]
     fn plans_runs_per_source_and_refuses_what_cannot_move() {
-        let owner = |s: Slot| if s < 100 { Some(1) } else if s < 200 { Some(2) } else { None };
+        let owner = |s: Slot| {
+            if s < 100 {
+                Some(1)
+            } else if s < 200 {
+                Some(2)
+            } else {
+                None
+            }
+        };
         let mv = |from, to, source| SlotMove { from, to, source };
         assert_eq!(plan_moves(&[(0, 149)], 3, owner, &[]), Ok(vec![mv(0, 99, 1), mv(100, 149, 2)]));
         assert_eq!(plan_moves(&[(50, 149)], 2, owner, &[]), Ok(vec![mv(50, 99, 1)]), "the target's own slots stay");
         assert_eq!(plan_moves(&[(100, 149)], 2, owner, &[]), Err(MigrationError::Nothing(2)));
         assert_eq!(plan_moves(&[(150, 250)], 1, owner, &[]), Err(MigrationError::Unassigned(200)));
         assert_eq!(plan_moves(&[(5, 1)], 1, owner, &[]), Err(MigrationError::BadRange { from: 5, to: 1 }));
-        assert_eq!(
-            plan_moves(&[(0, 16384)], 1, owner, &[]),
-            Err(MigrationError::BadRange { from: 0, to: 16384 })
-        );
+        assert_eq!(plan_moves(&[(0, 16384)], 1, owner, &[]), Err(MigrationError::BadRange { from: 0, to: 16384 }));
         let busy = [mig(7, MigrationState::Moving, vec![mv(10, 20, 1)], 2)];
         assert_eq!(plan_moves(&[(0, 50)], 3, owner, &busy), Err(MigrationError::Busy { slot: 10, id: 7 }));
         let finished = [mig(8, MigrationState::Done, vec![mv(10, 20, 1)], 2)];
