@@ -83,8 +83,8 @@ pub async fn measure<C: Cycler>(clients: Vec<C>, window: Window) -> Result<Measu
     Ok(Measurement { clients: n, cycles: times.len() as u64, window: window.secs, p50, p99 })
 }
 
-/// p50 and p99 (nearest rank); zero for no samples.
-fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
+/// p50 and p99 (nearest rank); zero for no samples. Sorts `times`.
+pub fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
     if times.is_empty() {
         return (Duration::ZERO, Duration::ZERO);
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::measure::Measurement;
+use crate::measure::{percentiles, Measurement};
 
 /// Which coordination service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,11 +158,53 @@ pub fn ratio_of<'a>(row: &Row, ratios: &'a [Ratio]) -> Option<&'a Ratio> {
     ratios.iter().find(|r| r.system == row.system && r.clients == row.clients())
 }
 
+/// Timed events of one kind (an election hand-over, a discovery change reaching caches).
+#[derive(Clone, Debug)]
+pub struct Latency {
+    /// `election` or `discovery`.
+    pub kind: &'static str,
+    /// What was timed, from what to what.
+    pub what: String,
+    pub samples: Vec<Duration>,
+}
+
+impl Latency {
+    /// p50, p99 (nearest rank) and max; zero for no samples.
+    pub fn stats(&self) -> (Duration, Duration, Duration) {
+        let mut sorted = self.samples.clone();
+        let (p50, p99) = percentiles(&mut sorted);
+        (p50, p99, sorted.last().copied().unwrap_or_default())
+    }
+}
+
+/// The header line of the latency table.
+pub fn latency_header() -> String {
+    format!("{:<10} {:<44} {:>5} {:>9} {:>9} {:>9}", "kind", "timed", "n", "p50 ms", "p99 ms", "max ms")
+}
+
+/// One line of the latency table.
+pub fn latency_line(l: &Latency) -> String {
+    let (p50, p99, max) = l.stats();
+    format!("{:<10} {:<44} {:>5} {:>9.3} {:>9.3} {:>9.3}", l.kind, l.what, l.samples.len(), ms(p50), ms(p99), ms(max))
+}
+
 /// Everything as one JSON document.
-pub fn json(rows: &[Row], settings: Value) -> Value {
+pub fn json(rows: &[Row], latencies: &[Latency], settings: Value) -> Value {
     let ratios = ratios(rows);
     json!({
         "settings": settings,
+        "latencies": latencies.iter().map(|l| {
+            let (p50, p99, max) = l.stats();
+            json!({
+                "kind": l.kind,
+                "timed": l.what,
+                "n": l.samples.len(),
+                "p50_ms": ms(p50),
+                "p99_ms": ms(p99),
+                "max_ms": ms(max),
+                "samples_ms": l.samples.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
         "results": rows.iter().map(|r| {
             let m = r.median();
             json!({
@@ -247,9 +289,24 @@ mod tests {
         assert_eq!(met, vec![true, false, true]);
         assert!(ratio_of(&rows[0], &got).is_none(), "raw rows have no ratio");
         assert_eq!(ratio_of(&rows[3], &got).map(|r| r.clients), Some(8));
-        let doc = json(&rows, json!({}));
+        let doc = json(&rows, &[], json!({}));
         assert_eq!(doc["results"].as_array().map(Vec::len), Some(7));
         assert_eq!(doc["ratios"][1]["goal_met"], json!(false));
         assert!(line(&rows[1], ratio_of(&rows[1], &got)).contains("0.60"));
+    }
+
+    #[test]
+    fn latency_stats_and_json() {
+        let samples = [5, 1, 3, 2, 4].into_iter().map(Duration::from_millis).collect();
+        let l = Latency { kind: "election", what: "x -> y".into(), samples };
+        let ms3 = Duration::from_millis;
+        assert_eq!(l.stats(), (ms3(3), ms3(5), ms3(5)));
+        assert_eq!(l.samples[0], ms3(5), "the samples keep their order");
+        let empty = Latency { samples: Vec::new(), ..l.clone() };
+        assert_eq!(empty.stats(), (Duration::ZERO, Duration::ZERO, Duration::ZERO));
+        assert!(latency_line(&l).contains("5.000"));
+        let doc = json(&[], &[l], json!({}));
+        assert_eq!(doc["latencies"][0]["max_ms"], json!(5.0));
+        assert_eq!(doc["latencies"][0]["samples_ms"].as_array().map(Vec::len), Some(5));
     }
 }

@@ -16,10 +16,13 @@ pub const RAW_DIR: &str = "/zedis-bench/raw";
 
 const EPHEMERAL: CreateOptions<'static> = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
 
+/// The session timeout every benchmark session asks for.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Opens `n` sessions, one per client (a lock's contenders are separate processes).
 pub async fn sessions(hosts: &str, n: usize) -> Result<Vec<Zk>> {
     let mut options = ZkOptions::new(hosts);
-    options.session_timeout = Duration::from_secs(4);
+    options.session_timeout = SESSION_TIMEOUT;
     let mut sessions = Vec::with_capacity(n);
     for _ in 0..n {
         sessions.push(Zk::connect(&options).await.context("connect to ZooKeeper")?);
