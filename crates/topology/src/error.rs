@@ -25,4 +25,6 @@ pub enum TopologyError {
     BadSettings(String),
     #[error("invalid topology record: {0}")]
     BadRecord(String),
+    #[error(transparent)]
+    Migration(#[from] crate::migration::MigrationError),
 }

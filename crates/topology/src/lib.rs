@@ -19,7 +19,7 @@ pub use admin::{AdminOp, AdminRequest, Outcome};
 pub use error::TopologyError;
 pub use event::{now_ms, Event, EventKind};
 pub use group::{Group, GroupId, Server, DEFAULT_PRIORITY};
-pub use migration::{Migration, MigrationError, MigrationId, MigrationState, SlotMove, SlotRoute};
+pub use migration::{Migration, MigrationAction, MigrationError, MigrationId, MigrationState, SlotMove, SlotRoute};
 pub use observation::{ObserverReport, Role, ServerObservation};
 pub use settings::ClusterSettings;
 pub use slot::{crc16, hash_tag, key_slot, Slot, SLOT_COUNT};

@@ -13,8 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::TopologyError;
 use crate::group::GroupId;
 use crate::slot::{Slot, SLOT_COUNT};
+use crate::topology::Topology;
+
+/// Finished migrations kept in the topology (for `cluster migrations`); older ones are dropped.
+pub const FINISHED_KEPT: usize = 20;
 
 pub type MigrationId = u64;
 
@@ -129,8 +134,10 @@ pub enum MigrationError {
     Nothing(GroupId),
     #[error("no migration {0}")]
     UnknownMigration(MigrationId),
-    #[error("migration {id} is {state:?}; cannot {action}")]
-    BadState { id: MigrationId, state: MigrationState, action: &'static str },
+    #[error("migration {id}: refused, {why}")]
+    Refused { id: MigrationId, why: &'static str },
+    #[error("slot {slot} is not pending in migration {id}")]
+    NotPending { id: MigrationId, slot: Slot },
 }
 
 /// The moves needed to bring `ranges` to `target`: runs of consecutive slots with one source,
@@ -166,6 +173,129 @@ pub fn plan_moves(
     Ok(moves)
 }
 
+/// What an operator or the driver asks of a migration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationAction {
+    /// Every router applied the migration's epoch: keys may move (the driver, not operators).
+    Begin,
+    Pause,
+    Resume,
+    Cancel,
+}
+
+/// The state after `action`, or why it is refused. Finishing (`Done`, `Cancelled` after
+/// `Cancelling`) happens when the last pending slot is committed, not by an action.
+pub fn next_state(state: MigrationState, action: MigrationAction) -> Result<MigrationState, &'static str> {
+    use MigrationAction as A;
+    use MigrationState as S;
+    match (state, action) {
+        (S::Preparing, A::Begin) => Ok(S::Moving),
+        // Nothing has moved yet: dropping it is the whole cancel.
+        (S::Preparing, A::Cancel) => Ok(S::Cancelled),
+        (S::Moving, A::Pause) => Ok(S::Paused),
+        (S::Paused, A::Resume) => Ok(S::Moving),
+        (S::Moving | S::Paused, A::Cancel) => Ok(S::Cancelling),
+        (S::Done | S::Cancelled, _) => Err("it has finished"),
+        (S::Preparing, A::Pause | A::Resume) => Err("it has not started moving keys"),
+        (S::Cancelling, _) => Err("it is being cancelled"),
+        (S::Moving, A::Begin | A::Resume) | (S::Paused, A::Begin | A::Pause) => Err("it is in that state already"),
+    }
+}
+
+impl Topology {
+    /// Starts moving `ranges` to group `target`: a `Preparing` migration under a new epoch.
+    pub fn start_migration(
+        &self,
+        ranges: &[(Slot, Slot)],
+        target: GroupId,
+        rate: Option<u32>,
+    ) -> Result<(Topology, MigrationId), TopologyError> {
+        if self.group(target).is_none() {
+            return Err(MigrationError::UnknownGroup(target).into());
+        }
+        let pending = plan_moves(ranges, target, |s| self.slots.owner(s), &self.migrations)?;
+        let mut next = self.clone();
+        next.epoch += 1;
+        let id = self.migrations.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        next.migrations.push(Migration {
+            id,
+            target,
+            pending,
+            moved: 0,
+            state: MigrationState::Preparing,
+            since_epoch: next.epoch,
+            rate,
+        });
+        next.trim_finished();
+        Ok((next, id))
+    }
+
+    /// Applies `action` to migration `id` under a new epoch.
+    pub fn migration_action(&self, id: MigrationId, action: MigrationAction) -> Result<Topology, TopologyError> {
+        let mut next = self.clone();
+        let m = next.migration_mut(id)?;
+        m.state = next_state(m.state, action).map_err(|why| MigrationError::Refused { id, why })?;
+        if m.state == MigrationState::Cancelled {
+            m.pending.clear();
+        }
+        next.epoch += 1;
+        Ok(next)
+    }
+
+    /// Commits `slot` of migration `id` under a new epoch: while moving, the target owns it
+    /// from now on; while cancelling, it stays with its source. The migration finishes with
+    /// its last slot.
+    pub fn commit_slot(&self, id: MigrationId, slot: Slot) -> Result<Topology, TopologyError> {
+        let mut next = self.clone();
+        let m = next.migration_mut(id)?;
+        let Some(mv) = m.pending_move(slot).copied() else {
+            return Err(MigrationError::NotPending { id, slot }.into());
+        };
+        let owner = match m.state {
+            MigrationState::Moving | MigrationState::Paused => m.target,
+            MigrationState::Cancelling => mv.source,
+            state => return Err(MigrationError::Refused { id, why: state_why(state) }.into()),
+        };
+        m.pending = without_slot(&m.pending, slot);
+        if owner == m.target {
+            m.moved += 1;
+        }
+        if m.pending.is_empty() {
+            m.state =
+                if m.state == MigrationState::Cancelling { MigrationState::Cancelled } else { MigrationState::Done };
+        }
+        next.slots.assign(slot, slot, owner);
+        next.epoch += 1;
+        next.trim_finished();
+        Ok(next)
+    }
+
+    fn migration_mut(&mut self, id: MigrationId) -> Result<&mut Migration, MigrationError> {
+        self.migrations.iter_mut().find(|m| m.id == id).ok_or(MigrationError::UnknownMigration(id))
+    }
+
+    fn trim_finished(&mut self) {
+        let finished = self.migrations.iter().filter(|m| !m.state.is_active()).count();
+        let mut drop = finished.saturating_sub(FINISHED_KEPT);
+        self.migrations.retain(|m| {
+            if drop > 0 && !m.state.is_active() {
+                drop -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+fn state_why(state: MigrationState) -> &'static str {
+    match state {
+        MigrationState::Preparing => "it has not started moving keys",
+        MigrationState::Done | MigrationState::Cancelled => "it has finished",
+        _ => "not in this state",
+    }
+}
+
 /// `moves` without `slot` (a committed slot leaves its range, splitting it if needed).
 pub fn without_slot(moves: &[SlotMove], slot: Slot) -> Vec<SlotMove> {
     let mut out = Vec::with_capacity(moves.len() + 1);
@@ -187,6 +317,81 @@ pub fn without_slot(moves: &[SlotMove], slot: Slot) -> Vec<SlotMove> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::Server;
+    use crate::settings::ClusterSettings;
+    use crate::topology::GroupSpec;
+
+    fn two_groups() -> Topology {
+        let spec = |a: &str| GroupSpec { servers: vec![Server::new(a)] };
+        Topology::new("t", &[spec("127.0.0.1:7001"), spec("127.0.0.1:7002")], ClusterSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn state_transitions() {
+        use MigrationAction as A;
+        use MigrationState as S;
+        let table: &[(S, A, Result<S, ()>)] = &[
+            (S::Preparing, A::Begin, Ok(S::Moving)),
+            (S::Preparing, A::Cancel, Ok(S::Cancelled)),
+            (S::Preparing, A::Pause, Err(())),
+            (S::Moving, A::Pause, Ok(S::Paused)),
+            (S::Moving, A::Cancel, Ok(S::Cancelling)),
+            (S::Moving, A::Begin, Err(())),
+            (S::Paused, A::Resume, Ok(S::Moving)),
+            (S::Paused, A::Cancel, Ok(S::Cancelling)),
+            (S::Cancelling, A::Resume, Err(())),
+            (S::Done, A::Cancel, Err(())),
+            (S::Cancelled, A::Resume, Err(())),
+        ];
+        for (from, action, want) in table {
+            assert_eq!(next_state(*from, *action).map_err(|_| ()), *want, "{from:?} + {action:?}");
+        }
+    }
+
+    #[test]
+    fn a_migration_moves_slot_by_slot_under_new_epochs() {
+        let t = two_groups();
+        assert_eq!(t.slots.owner(0), Some(1));
+        let (t1, id) = t.start_migration(&[(0, 2)], 2, Some(1000)).unwrap();
+        assert_eq!(t1.epoch, t.epoch + 1);
+        assert_eq!(t1.migrations[0].since_epoch, t1.epoch);
+        assert_eq!(t1.route(1), Some(SlotRoute::Migrating { source: 1, target: 2 }));
+        assert_eq!(t1.slots.owner(1), Some(1), "the slot map changes only when a slot is committed");
+        assert!(matches!(t1.commit_slot(id, 0), Err(TopologyError::Migration(MigrationError::Refused { .. }))));
+        let t2 = t1.migration_action(id, MigrationAction::Begin).unwrap();
+        let t3 = t2.commit_slot(id, 1).unwrap();
+        assert_eq!(t3.slots.owner(1), Some(2));
+        assert_eq!(t3.route(1), Some(SlotRoute::Owner(2)));
+        assert_eq!(t3.route(0), Some(SlotRoute::Migrating { source: 1, target: 2 }));
+        let t4 = t3.commit_slot(id, 0).unwrap().commit_slot(id, 2).unwrap();
+        assert_eq!(t4.migrations[0].state, MigrationState::Done);
+        assert_eq!(t4.migrations[0].moved, 3);
+        assert_eq!((t4.slots.owner(0), t4.slots.owner(2), t4.slots.owner(3)), (Some(2), Some(2), Some(1)));
+        assert_eq!(t4.epoch, t.epoch + 5);
+        assert!(Topology::from_json(&t4.to_json()).is_ok(), "the record round-trips");
+    }
+
+    #[test]
+    fn cancel_sends_pending_slots_back_and_keeps_moved_ones() {
+        let (t, id) = two_groups().start_migration(&[(0, 1)], 2, None).unwrap();
+        let t = t.migration_action(id, MigrationAction::Begin).unwrap().commit_slot(id, 0).unwrap();
+        let t = t.migration_action(id, MigrationAction::Cancel).unwrap();
+        assert_eq!(t.route(1), Some(SlotRoute::Migrating { source: 2, target: 1 }), "keys flow back");
+        let t = t.commit_slot(id, 1).unwrap();
+        assert_eq!(t.migrations[0].state, MigrationState::Cancelled);
+        assert_eq!((t.slots.owner(0), t.slots.owner(1)), (Some(2), Some(1)));
+        assert_eq!(t.route(1), Some(SlotRoute::Owner(1)));
+    }
+
+    #[test]
+    fn refusals_are_errors() {
+        let t = two_groups();
+        assert!(matches!(t.start_migration(&[(0, 1)], 9, None), Err(TopologyError::Migration(_))));
+        let (t, id) = t.start_migration(&[(0, 1)], 2, None).unwrap();
+        assert!(t.start_migration(&[(1, 5)], 2, None).is_err(), "slot 1 is busy");
+        assert!(t.migration_action(id + 1, MigrationAction::Pause).is_err());
+        assert!(t.commit_slot(id, 7).is_err(), "slot 7 is not part of it");
+    }
 
     fn mig(id: MigrationId, state: MigrationState, pending: Vec<SlotMove>, target: GroupId) -> Migration {
         Migration { id, target, pending, moved: 0, state, since_epoch: 5, rate: None }

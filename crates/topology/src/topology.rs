@@ -103,6 +103,12 @@ impl Topology {
                 )));
             }
         }
+        for m in self.migrations.iter().filter(|m| m.state.is_active()) {
+            let groups = std::iter::once(m.target).chain(m.pending.iter().map(|p| p.source));
+            if let Some(g) = groups.into_iter().find(|g| self.group(*g).is_none()) {
+                return Err(TopologyError::BadRecord(format!("migration {} names missing group {g}", m.id)));
+            }
+        }
         Ok(())
     }
 
