@@ -31,17 +31,25 @@ pub async fn run(global: &Global, args: StatusArgs) -> Result<()> {
         .filter(|r| now.saturating_sub(r.time_ms) <= FRESH_MS)
         .collect();
     let mut view = build(&topo.value, leader, &reports);
-    for id in zk.children(&paths.proxies()).await? {
-        if let Some((data, _)) = zk.get(&format!("{}/{id}", paths.proxies())).await? {
-            if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&data) {
-                view.proxies.push(record);
-            }
-        }
-    }
+    view.proxies = registrations(&zk, &paths.proxies()).await?;
+    view.clients = registrations(&zk, &paths.clients()).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         print!("{}", render(&view));
     }
     Ok(())
+}
+
+/// The JSON records under a registration directory (records that do not parse are skipped).
+async fn registrations(zk: &zedis_coord::Zk, dir: &str) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for id in zk.children(dir).await? {
+        if let Some((data, _)) = zk.get(&format!("{dir}/{id}")).await? {
+            if let Ok(record) = serde_json::from_slice::<serde_json::Value>(&data) {
+                out.push(record);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -14,6 +14,9 @@ pub struct StatusView {
     pub migrations: Vec<zedis_topology::Migration>,
     /// Registered proxies: id, address, the topology epoch each has applied.
     pub proxies: Vec<serde_json::Value>,
+    /// Registered in-process routers (`zedis::Cluster`, e.g. the controller's mirrors): the same.
+    #[serde(default)]
+    pub clients: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -97,6 +100,7 @@ pub fn build(topology: &Topology, leader: Option<String>, reports: &[ObserverRep
         slots: topology.slots.ranges(),
         migrations: topology.migrations.clone(),
         proxies: Vec::new(),
+        clients: Vec::new(),
     }
 }
 
@@ -140,6 +144,14 @@ pub fn render(view: &StatusView) -> String {
             p["id"].as_str().unwrap_or("?"),
             p["addr"].as_str().unwrap_or("?"),
             p["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "?".into())
+        ));
+    }
+    for c in &view.clients {
+        out.push_str(&format!(
+            "client {}  pid {}  epoch {}\n",
+            c["id"].as_str().unwrap_or("?"),
+            c["pid"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "?".into()),
+            c["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "?".into())
         ));
     }
     out.push_str("slots\n");

@@ -49,6 +49,11 @@ fn the_leader_mirrors_services_into_the_cluster() {
         }
     });
 
+    let st = h.status();
+    let clients: Vec<&str> =
+        st["clients"].as_array().map(|c| c.iter().filter_map(|c| c["id"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(clients, vec!["mirror-c1"], "the leader's mirrors route in-process and say so: {st}");
+
     h.phase("kill -9 one registration: it leaves the mirror once its session expires");
     let _ = a.kill();
     let _ = a.wait();
