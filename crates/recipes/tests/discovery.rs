@@ -226,8 +226,13 @@ async fn instance_comes_back_after_session_expiry() {
     let registration = d.register(instance("api", "a", 8001)).await.expect("register");
     let path = registration.path().to_string();
     let (_, first) = zk.get(&path).await.expect("get").expect("registered");
+    // The cache may have become ready (its first read) before the registration's node
+    // existed: wait for the event that brings the instance, not just for readiness.
     cache.ready().await;
-    assert_eq!(ids(&cache.instances()), ["a"]);
+    wait_until("the cache lists the registered instance", || async {
+        (ids(&cache.instances()) == ["a"]).then_some(())
+    })
+    .await;
     let mut states = registration.watch_state();
 
     phase(TEST, started, "partition the client from ZooKeeper until its session expires");
