@@ -459,12 +459,8 @@ fn async_no_write_path_is_acknowledged_by_a_deposed_master() {
 }
 
 /// `replicated` mode with both replicas frozen: transactions, scripts that write and blocking
-/// writes must not be acknowledged either, since no replica has them.
-///
-/// Fails today: `WAIT` is added only for commands with the `write` flag on the keyed and split
-/// paths (`crates/proxy/src/dispatch.rs`, `keyed` and `split`); EXEC (`tx.rs`), BLMOVE
-/// (`dispatch.rs`, `blocking`) and EVAL (no `write` flag, so `keyed` treats it as a read) are
-/// acknowledged as soon as the master has them.
+/// writes must not be acknowledged either, since no replica has them (every write path —
+/// keyed, split, EXEC, blocking, scripts — is followed by `WAIT`).
 #[test]
 fn replicated_every_write_path_waits_for_a_replica() {
     let (mut h, e0) = settled_group("dur-repl-paths", 3);

@@ -428,6 +428,10 @@ impl Harness {
                     let r = r.as_str().ok_or("replica not a string")?;
                     replicates(r, &master)?;
                     check_managed_config(r)?;
+                    // The replica's link can be up before its master counts it online (after
+                    // a diskless sync, at the replica's first ACK, up to a second later);
+                    // until then `WAIT` does not count it.
+                    online_at_master(&info, r)?;
                 }
                 for s in g["servers"].as_array().ok_or("no servers array")? {
                     if s["health"] != "up" {
@@ -607,6 +611,20 @@ pub fn replicates(addr: &str, master: &str) -> Result<(), String> {
 
 /// `Ok` when the controller's managed settings are in place on `addr` (defaults of
 /// `ClusterSettings`: repl-timeout 5, repl-ping-replica-period 1).
+/// `replica` is listed `state=online` in its master's `INFO replication` (`info`).
+pub fn online_at_master(info: &BTreeMap<String, String>, replica: &str) -> Result<(), String> {
+    let port = format!("port={}", port_of(replica));
+    let online = info
+        .iter()
+        .filter(|(k, _)| k.starts_with("slave"))
+        .any(|(_, v)| v.split(',').any(|f| f == port) && v.split(',').any(|f| f == "state=online"));
+    if online {
+        Ok(())
+    } else {
+        Err(format!("{replica} is not online at its master yet: {info:?}"))
+    }
+}
+
 pub fn check_managed_config(addr: &str) -> Result<(), String> {
     let mut conn = redis_conn(addr)?;
     let got: BTreeMap<String, String> = redis::cmd("CONFIG")
