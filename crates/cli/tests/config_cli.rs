@@ -6,80 +6,13 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
-/// A `zedis` process in the background, its stdout and stderr in files; SIGKILLed on drop.
-struct Background {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Background {
-    fn spawn(h: &Harness, name: &str, args: &[&str]) -> Background {
-        let out = h.dir.path().join(format!("{name}.out"));
-        let err = h.dir.path().join(format!("{name}.err"));
-        let zk = h.zk.connect_string();
-        let mut cmd = Command::new(ZEDIS);
-        cmd.args(["--zk", zk.as_str()])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("ZEDIS_LOG")
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).expect("stdout file"))
-            .stderr(File::create(&err).expect("stderr file"));
-        // SAFETY: prctl is async-signal-safe; the process dies with the test.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn zedis: {e}"));
-        h.phase(&format!("started {name} (pid {}): zedis {}", child.id(), args.join(" ")));
-        Background { name: name.to_string(), child, out, err }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn describe(&self) -> String {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        format!("{}: stdout:\n{}\nstderr:\n{}", self.name, read(&self.out), read(&self.err))
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(&mut self, h: &Harness) -> Option<i32> {
-        // SAFETY: kill(2) on our own unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let name = self.name.clone();
-        h.wait_until(Duration::from_secs(10), &format!("{name} exits"), || match self.child.try_wait() {
-            Ok(Some(status)) => Ok(status.code()),
-            Ok(None) => Err("still running".to_string()),
-            Err(e) => Err(format!("wait: {e}")),
-        })
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- {} ----", self.describe());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn background(h: &Harness, name: &str, args: &[&str]) -> Background {
+    Background::spawn_with(h, name, &[], args)
 }
 
 fn json(out: &str) -> Value {
@@ -164,12 +97,12 @@ fn watch_prints_changes_and_mirror_serves_hget_within_2s() {
     let z = |args: &[&str]| -> String { h.zedis_ok(&[&root[..], args].concat()) };
 
     h.phase("start `zedis config mirror` and `zedis config watch` before anything exists under the root");
-    let mut mirror = Background::spawn(
+    let mut mirror = background(
         &h,
         "mirror",
         &[&root[..], &["config", "mirror", "--redis", &redis_addr, "--probe-interval-ms", "200"]].concat(),
     );
-    let mut watch = Background::spawn(&h, "watch", &[&root[..], &["config", "watch", "app", "--json"]].concat());
+    let mut watch = background(&h, "watch", &[&root[..], &["config", "watch", "app", "--json"]].concat());
     h.wait_until(Duration::from_secs(15), "the mirror is ready", || {
         mirror.stdout().contains("ready").then_some(()).ok_or_else(|| mirror.describe())
     });

@@ -5,89 +5,19 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
+/// `zedis` in the background with this file's session timeout.
+fn background(h: &Harness, name: &str, args: &[&str]) -> Background {
+    Background::spawn_with(h, name, &["--session-timeout-ms", SESSION_MS], args)
+}
+
 /// Session timeout given to every `zedis lock run` here.
 const SESSION_MS: &str = "2000";
-
-/// A `zedis` process in the background, its stdout and stderr in files; SIGKILLed on drop.
-struct Background {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Background {
-    fn spawn(h: &Harness, name: &str, args: &[&str]) -> Background {
-        let out = h.dir.path().join(format!("{name}.out"));
-        let err = h.dir.path().join(format!("{name}.err"));
-        let zk = h.zk.connect_string();
-        let mut cmd = Command::new(ZEDIS);
-        cmd.args(["--zk", zk.as_str(), "--session-timeout-ms", SESSION_MS])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("ZEDIS_LOG")
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).expect("stdout file"))
-            .stderr(File::create(&err).expect("stderr file"));
-        // SAFETY: prctl is async-signal-safe; the process dies with the test.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn zedis: {e}"));
-        h.phase(&format!("started {name} (pid {}): zedis {}", child.id(), args.join(" ")));
-        Background { name: name.to_string(), child, out, err }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    /// Waits for the exit code (`None`: killed by a signal).
-    fn wait(&mut self, h: &Harness, timeout: Duration) -> Option<i32> {
-        let name = self.name.clone();
-        h.wait_until(timeout, &format!("{name} exits"), || match self.child.try_wait() {
-            Ok(Some(status)) => Ok(status.code()),
-            Ok(None) => Err("still running".to_string()),
-            Err(e) => Err(format!("wait: {e}")),
-        })
-    }
-
-    fn describe(&self) -> String {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        format!("{}: stdout:\n{}\nstderr:\n{}", self.name, read(&self.out), read(&self.err))
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- {} ----", self.describe());
-        }
-        // A frozen process must be woken to die cleanly; SIGKILL works either way.
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `lock list --json NAME`, parsed.
 fn lock_json(h: &Harness, name: &str) -> Result<Value, String> {
@@ -126,7 +56,7 @@ fn run_passes_token_and_exit_code_times_out_and_forwards_signals() {
 
     h.phase("a holder in the background, mirrored to Redis; a waiter queues behind it");
     let url = format!("redis://{redis}/");
-    let mut holder = Background::spawn(
+    let mut holder = background(
         &h,
         "holder",
         &["lock", "run", "job", "--owner", "batch-1", "--mirror-redis", &url, "--", "sh", "-c", "exec sleep 60"],
@@ -136,7 +66,7 @@ fn run_passes_token_and_exit_code_times_out_and_forwards_signals() {
         (v["holders"][0]["owner"] == "batch-1").then_some(v.clone()).ok_or(format!("{v}"))
     });
     let holder_token = state["holders"][0]["token"].as_u64().expect("token");
-    let mut waiter = Background::spawn(&h, "waiter", &["lock", "run", "job", "--", "true"]);
+    let mut waiter = background(&h, "waiter", &["lock", "run", "job", "--", "true"]);
     h.wait_until(Duration::from_secs(15), "waiter queued", || {
         let v = lock_json(&h, "job")?;
         (v["waiting"] == 1).then_some(()).ok_or(format!("{v}"))
@@ -150,7 +80,7 @@ fn run_passes_token_and_exit_code_times_out_and_forwards_signals() {
     assert_eq!(mirror.get("token"), Some(&holder_token.to_string()));
 
     h.phase("SIGINT while queueing: zedis leaves the queue and exits 128+2");
-    let mut impatient = Background::spawn(&h, "impatient", &["lock", "run", "job", "--", "true"]);
+    let mut impatient = background(&h, "impatient", &["lock", "run", "job", "--", "true"]);
     h.wait_until(Duration::from_secs(15), "impatient queued", || {
         let v = lock_json(&h, "job")?;
         (v["waiting"] == 2).then_some(()).ok_or(format!("{v}"))
@@ -190,7 +120,7 @@ fn concurrent_runs_never_overlap() {
     );
     h.phase(&format!("{RUNS} concurrent `lock run` appending to one file"));
     let mut runs: Vec<Background> = (0..RUNS)
-        .map(|i| Background::spawn(&h, &format!("run{i}"), &["lock", "run", "shared", "--", "sh", "-c", &script]))
+        .map(|i| background(&h, &format!("run{i}"), &["lock", "run", "shared", "--", "sh", "-c", &script]))
         .collect();
     for run in &mut runs {
         assert_eq!(run.wait(&h, Duration::from_secs(30)), Some(0), "{}", run.describe());
@@ -222,8 +152,7 @@ fn frozen_holder_loses_the_lock_and_stops_its_command() {
     let (a_token, a_pid, b_token) = (dir.join("a.token"), dir.join("a.pid"), dir.join("b.token"));
     let a_script =
         format!("echo $ZEDIS_FENCING_TOKEN > {}; echo $$ > {}; exec sleep 60", a_token.display(), a_pid.display());
-    let mut a =
-        Background::spawn(&h, "a", &["lock", "run", "frozen", "--kill-after", "2s", "--", "sh", "-c", &a_script]);
+    let mut a = background(&h, "a", &["lock", "run", "frozen", "--kill-after", "2s", "--", "sh", "-c", &a_script]);
     let first = h.wait_until(Duration::from_secs(15), "a holds and runs its command", || {
         let token = read_number(&a_token)?;
         read_number(&a_pid)?;
@@ -234,7 +163,7 @@ fn frozen_holder_loses_the_lock_and_stops_its_command() {
     h.phase("SIGSTOP a (its command keeps running) past the session timeout; b queues");
     a.signal(libc::SIGSTOP);
     let b_script = format!("echo $ZEDIS_FENCING_TOKEN > {}", b_token.display());
-    let mut b = Background::spawn(&h, "b", &["lock", "run", "frozen", "--", "sh", "-c", &b_script]);
+    let mut b = background(&h, "b", &["lock", "run", "frozen", "--", "sh", "-c", &b_script]);
     let started = Instant::now();
     assert_eq!(b.wait(&h, Duration::from_secs(20)), Some(0), "{}", b.describe());
     let second = read_number(&b_token).expect("b's token");

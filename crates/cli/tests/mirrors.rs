@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use common::*;
 
+/// `zedis --cluster <the test's> ...` in the background, with the harness's session timeout.
+fn zedis_bg(h: &Harness, name: &str, args: &[&str]) -> Background {
+    let session = SESSION_TIMEOUT_MS.to_string();
+    Background::spawn_with(h, name, &["--cluster", &h.cluster, "--session-timeout-ms", &session], args)
+}
+
 /// The instance ids in `zedis:services:<service>`, read from the master that owns the key.
 fn mirrored_ids(h: &Harness, service: &str) -> Result<Vec<String>, String> {
     let key = format!("zedis:services:{service}");
@@ -38,8 +44,8 @@ fn the_leader_mirrors_services_into_the_cluster() {
     h.wait_settled(Duration::from_secs(20));
 
     h.phase("two instances register; both appear in the cluster's Redis");
-    let mut a = h.spawn_zedis("register-a", &["service", "register", "web", "--addr", "127.0.0.1:8001", "--id", "a"]);
-    let mut b = h.spawn_zedis("register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
+    let mut a = zedis_bg(&h, "register-a", &["service", "register", "web", "--addr", "127.0.0.1:8001", "--id", "a"]);
+    let _b = zedis_bg(&h, "register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
     h.wait_until(Duration::from_secs(20), "both instances mirrored", || {
         let ids = mirrored_ids(&h, "web")?;
         if ids == ["a", "b"] {
@@ -55,8 +61,7 @@ fn the_leader_mirrors_services_into_the_cluster() {
     assert_eq!(clients, vec!["mirror-c1"], "the leader's mirrors route in-process and say so: {st}");
 
     h.phase("kill -9 one registration: it leaves the mirror once its session expires");
-    let _ = a.kill();
-    let _ = a.wait();
+    a.kill9();
     h.wait_until(Duration::from_secs(20), "the dead instance unmirrored", || {
         let ids = mirrored_ids(&h, "web")?;
         if ids == ["b"] {
@@ -77,7 +82,7 @@ fn the_leader_mirrors_services_into_the_cluster() {
             Err(format!("leader: {}", st["leader"]))
         }
     });
-    let mut c = h.spawn_zedis("register-c", &["service", "register", "web", "--addr", "127.0.0.1:8003", "--id", "c"]);
+    let _c = zedis_bg(&h, "register-c", &["service", "register", "web", "--addr", "127.0.0.1:8003", "--id", "c"]);
     h.wait_until(Duration::from_secs(20), "the new instance mirrored by the new leader", || {
         let ids = mirrored_ids(&h, "web")?;
         if ids == ["b", "c"] {
@@ -86,10 +91,6 @@ fn the_leader_mirrors_services_into_the_cluster() {
             Err(format!("mirrored: {ids:?}"))
         }
     });
-    for child in [&mut b, &mut c] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }
 
 /// `HGET zedis:config:<ns> <key>` through a proxy.
@@ -106,7 +107,7 @@ fn configuration_reaches_redis_through_the_proxy_within_two_seconds() {
     h.wait_settled(Duration::from_secs(20));
     let port = zedis_testkit::free_port().expect("a free port");
     let proxy = format!("127.0.0.1:{port}");
-    let mut p = h.spawn_zedis("proxy", &["proxy", "--listen", &proxy]);
+    let _p = zedis_bg(&h, "proxy", &["proxy", "--listen", &proxy]);
     h.wait_until(Duration::from_secs(20), "the proxy serves", || hget_through(&proxy, "probe", "x").map(|_| ()));
 
     for (i, value) in ["jdbc:one", "jdbc:two", "jdbc:three"].iter().enumerate() {
@@ -140,6 +141,4 @@ fn configuration_reaches_redis_through_the_proxy_within_two_seconds() {
     let versions: Vec<u64> =
         history.as_array().expect("an array").iter().filter_map(|r| r["version"].as_u64()).collect();
     assert_eq!(versions, vec![4, 3, 2, 1], "history, newest first: {history}");
-    let _ = p.kill();
-    let _ = p.wait();
 }

@@ -6,109 +6,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
+/// `zedis` in the background under this test's root, with this file's session timeout.
+fn background(h: &Harness, name: &str, args: &[&str]) -> Background {
+    let session = SESSION_MS.to_string();
+    Background::spawn_with(h, name, &["--root", &root(h), "--session-timeout-ms", &session, "--log", "info"], args)
+}
+
 /// Session timeout given to every background `zedis` here.
 const SESSION_MS: u64 = 2000;
-
-/// A `zedis` process in the background, its stdout and stderr in files; SIGKILLed on drop.
-struct Background {
-    name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Background {
-    fn spawn(h: &Harness, name: &str, args: &[&str]) -> Background {
-        let out = h.dir.path().join(format!("{name}.out"));
-        let err = h.dir.path().join(format!("{name}.err"));
-        let zk = h.zk.connect_string();
-        let session = SESSION_MS.to_string();
-        let mut cmd = Command::new(ZEDIS);
-        cmd.args(["--zk", zk.as_str(), "--root", &root(h), "--session-timeout-ms", &session, "--log", "info"])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("ZEDIS_LOG")
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).expect("stdout file"))
-            .stderr(File::create(&err).expect("stderr file"));
-        // SAFETY: prctl is async-signal-safe; the process dies with the test.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn zedis: {e}"));
-        h.phase(&format!("started {name} (pid {}): zedis {}", child.id(), args.join(" ")));
-        Background { name: name.to_string(), child, out, err }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Waits for the exit code (`None`: killed by a signal).
-    fn wait(&mut self, h: &Harness, timeout: Duration) -> Option<i32> {
-        let name = self.name.clone();
-        h.wait_until(timeout, &format!("{name} exits"), || match self.child.try_wait() {
-            Ok(Some(status)) => Ok(status.code()),
-            Ok(None) => Err("still running".to_string()),
-            Err(e) => Err(format!("wait: {e}")),
-        })
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Asserts that the process exited cleanly: code 0 and no panic report on stderr.
-    fn assert_clean_exit(&mut self, h: &Harness) {
-        assert_eq!(self.wait(h, Duration::from_secs(10)), Some(0), "{}", self.describe());
-        assert!(!self.stderr().contains("panicked"), "{}", self.describe());
-    }
-
-    fn describe(&self) -> String {
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        format!("{}: stdout:\n{}\nstderr:\n{}", self.name, read(&self.out), read(&self.err))
-    }
-
-    /// Waits until stdout has a line for which `check` is true; returns that line.
-    fn wait_line(&self, h: &Harness, timeout: Duration, what: &str, check: impl Fn(&str) -> bool) -> String {
-        h.wait_until(timeout, what, || {
-            self.stdout().lines().find(|l| check(l)).map(str::to_string).ok_or_else(|| self.describe())
-        })
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- {} ----\n{}", self.name, self.describe());
-        }
-        self.kill9();
-    }
-}
 
 /// Each test has its own root, so they can share nothing by accident.
 fn root(h: &Harness) -> String {
@@ -135,7 +45,7 @@ fn registered_instance_is_listed_watched_and_vanishes() {
     let root = root(&h);
 
     h.phase("register an instance");
-    let one = Background::spawn(
+    let one = background(
         &h,
         "register-1",
         &["service", "register", "api", "--addr", "127.0.0.1:7001", "--meta", "zone=a", "--meta", "v=2"],
@@ -159,13 +69,13 @@ fn registered_instance_is_listed_watched_and_vanishes() {
     assert_eq!(h.zedis_ok(&["--root", &root, "service", "list", "nothing-here", "--json"]).trim(), "[]");
 
     h.phase("watch the service");
-    let watch = Background::spawn(&h, "watch", &["service", "watch", "api", "--json"]);
+    let watch = background(&h, "watch", &["service", "watch", "api", "--json"]);
     watch.wait_line(&h, Duration::from_secs(15), "watch prints the first instance set", |l| {
         watch_ids(l) == Some(vec!["127.0.0.1-7001".to_string()])
     });
 
     h.phase("a second instance (explicit id, weight, disabled) shows up in the watch");
-    let mut two = Background::spawn(
+    let mut two = background(
         &h,
         "register-2",
         &["service", "register", "api", "--addr", "127.0.0.1:7002", "--id", "second", "--weight", "5", "--disabled"],
@@ -242,14 +152,12 @@ fn mirror_command_keeps_redis_equal() {
 
     h.phase("start the mirror");
     let mut mirror =
-        Background::spawn(&h, "mirror", &["service", "mirror", "--redis", &redis, "--resync-interval-ms", "1000"]);
+        background(&h, "mirror", &["service", "mirror", "--redis", &redis, "--resync-interval-ms", "1000"]);
     mirror.wait_line(&h, Duration::from_secs(15), "the mirror is ready", |l| l.contains("ready"));
 
     h.phase("register two instances");
-    let _a =
-        Background::spawn(&h, "register-a", &["service", "register", "web", "--addr", "127.0.0.1:8001", "--id", "a"]);
-    let mut b =
-        Background::spawn(&h, "register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
+    let _a = background(&h, "register-a", &["service", "register", "web", "--addr", "127.0.0.1:8001", "--id", "a"]);
+    let mut b = background(&h, "register-b", &["service", "register", "web", "--addr", "127.0.0.1:8002", "--id", "b"]);
     let hash = |h: &Harness| -> Result<BTreeMap<String, String>, String> {
         let mut conn = redis_conn(&h.addr(0, 0))?;
         redis::cmd("HGETALL").arg("zedis:services:web").query(&mut conn).map_err(|e| format!("HGETALL: {e}"))

@@ -5,6 +5,12 @@
 //! when `ZEDIS_E2E_DUMP` is set).
 #![allow(dead_code)]
 
+pub mod background;
+
+// Not every test file uses it.
+#[allow(unused_imports)]
+pub use background::Background;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
@@ -329,32 +335,6 @@ impl Harness {
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn a controller: {e}"));
         self.phase(&format!("controller {id} started (pid {})", child.id()));
         self.controllers.push(Controller { id: id.to_string(), log_path, child: Some(child) });
-    }
-
-    /// Spawns `zedis --zk .. --cluster .. ARGS` in the background (output in `NAME.log` in the
-    /// test directory); it dies with the test process. Kill it with `Child::kill`.
-    pub fn spawn_zedis(&self, name: &str, args: &[&str]) -> Child {
-        let log = File::create(self.dir.path().join(format!("{name}.log"))).expect("log file");
-        let log2 = log.try_clone().expect("log file");
-        let zk = self.zk.connect_string();
-        let session = SESSION_TIMEOUT_MS.to_string();
-        let mut cmd = Command::new(ZEDIS);
-        cmd.args(["--zk", zk.as_str(), "--cluster", &self.cluster, "--session-timeout-ms", &session])
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        // SAFETY: prctl is async-signal-safe; the child dies with this test process.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn zedis {args:?}: {e}"));
-        self.phase(&format!("started {name} (pid {}): zedis {}", child.id(), args.join(" ")));
-        child
     }
 
     pub fn controller(&mut self, id: &str) -> &mut Controller {
