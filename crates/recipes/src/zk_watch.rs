@@ -3,7 +3,29 @@
 
 use std::time::Duration;
 
-use zookeeper_client::{AddWatchMode, Client, Error, PersistentWatcher};
+use zookeeper_client::{AddWatchMode, Client, Error, PersistentWatcher, SessionState};
+
+/// What a session event on a persistent watcher means to a follower of a subtree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SessionTurn {
+    /// Disconnected: what it shows may be stale until it resumes.
+    Suspended,
+    /// Connected again in the same session: events during the gap may be lost
+    /// (ZOOKEEPER-4698) and the watch must be added again ([`rewatch`]), then everything read
+    /// again.
+    Resumed,
+    /// The session is over (expired, closed, auth failed): the watcher must not be polled
+    /// again.
+    Ended,
+}
+
+pub(crate) fn session_turn(state: SessionState) -> SessionTurn {
+    match state {
+        SessionState::Disconnected => SessionTurn::Suspended,
+        SessionState::SyncConnected | SessionState::ConnectedReadOnly => SessionTurn::Resumed,
+        SessionState::Expired | SessionState::Closed | SessionState::AuthFailed => SessionTurn::Ended,
+    }
+}
 
 /// Longest [`rewatch`] waits for ZooKeeper's answer before reporting a connection loss.
 const REWATCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,4 +46,24 @@ pub(crate) async fn rewatch(client: &Client, path: &str, watcher: &mut Persisten
         .map_err(|_| Error::ConnectionLoss)??;
     *watcher = fresh;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_turns() {
+        let table = [
+            (SessionState::Disconnected, SessionTurn::Suspended),
+            (SessionState::SyncConnected, SessionTurn::Resumed),
+            (SessionState::ConnectedReadOnly, SessionTurn::Resumed),
+            (SessionState::Expired, SessionTurn::Ended),
+            (SessionState::Closed, SessionTurn::Ended),
+            (SessionState::AuthFailed, SessionTurn::Ended),
+        ];
+        for (state, want) in table {
+            assert_eq!(session_turn(state), want, "{state:?}");
+        }
+    }
 }

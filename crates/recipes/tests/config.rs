@@ -9,13 +9,15 @@
 //! have their own. The decisions (formats, versions, canaries, the mirror's plan) are unit
 //! tests in `src/config/`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use common::Partition;
 use tokio::sync::watch;
 use zedis_coord::{Zk, ZkOptions};
 use zedis_recipes::config::{
@@ -151,42 +153,6 @@ impl Collected {
                 );
             }
         }
-    }
-}
-
-/// A TCP proxy to ZooKeeper that can be cut (every connection dropped, new ones refused), to
-/// partition a client from ZooKeeper.
-struct Partition {
-    addr: String,
-    cut: watch::Sender<bool>,
-}
-
-impl Partition {
-    async fn start(target: String) -> Partition {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address").to_string();
-        let (cut, cut_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if *cut_rx.borrow() {
-                    continue; // dropped: refused while cut
-                }
-                let mut cut_rx = cut_rx.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.wait_for(|cut| *cut) => {}
-                    }
-                });
-            }
-        });
-        Partition { addr, cut }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.send_replace(cut);
     }
 }
 

@@ -7,15 +7,15 @@
 //! The tests share one ZooKeeper, each under its own root. Picker distributions are unit
 //! tests in `src/discovery/picker.rs` (pure).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
+use common::Partition;
 use zedis_coord::{Zk, ZkOptions};
 use zedis_recipes::discovery::{
     Discovery, DiscoveryError, DiscoveryOptions, MirrorOptions, RegistrationState, ServiceInstance,
@@ -173,43 +173,6 @@ async fn instance_vanishes_when_its_process_dies() {
     eprintln!("[{TEST}]   gone {since_death:?} after the death (polled {took:?})");
     assert!(since_death < session_timeout * 3, "gone after {since_death:?}, session timeout {session_timeout:?}");
     phase(TEST, started, "done");
-}
-
-/// A TCP proxy to ZooKeeper that can be cut (every connection dropped, new ones refused), to
-/// partition a client from ZooKeeper for longer than its session timeout, or to drop its
-/// connection for a moment.
-struct Partition {
-    addr: String,
-    cut: watch::Sender<bool>,
-}
-
-impl Partition {
-    async fn start(target: String) -> Partition {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address").to_string();
-        let (cut, cut_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if *cut_rx.borrow() {
-                    continue; // dropped: refused while cut
-                }
-                let mut cut_rx = cut_rx.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.wait_for(|cut| *cut) => {}
-                    }
-                });
-            }
-        });
-        Partition { addr, cut }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.send_replace(cut);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
-use zookeeper_client::{AddWatchMode, Client, EventType, SessionState, WatchedEvent};
+use zookeeper_client::{AddWatchMode, Client, EventType, WatchedEvent};
 
 use super::client::ConfigClient;
 use super::error::ConfigError;
@@ -34,7 +34,7 @@ use super::paths::{check_namespace, ConfigPaths, PathKind};
 use super::record::{now_ms, ConfigRecord};
 use super::session::{Backoff, Keeper, Session};
 use super::store::{list_namespaces, read_key, read_namespace};
-use crate::zk_watch::rewatch;
+use crate::zk_watch::{rewatch, session_turn, SessionTurn};
 
 /// How a [`ConfigMirror`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -280,18 +280,17 @@ impl<T: MirrorTarget> ConfigMirror<T> {
     /// must not be polled again).
     fn note(&self, event: WatchedEvent, pending: &mut Pending, rearm: &mut bool) -> bool {
         match event.event_type {
-            EventType::Session => match event.session_state {
-                SessionState::Disconnected => {
+            EventType::Session => match session_turn(event.session_state) {
+                SessionTurn::Suspended => {
                     self.stats.send_modify(|s| s.in_sync = false);
                     true
                 }
-                // Events during the disconnection may be lost (ZOOKEEPER-4698).
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                SessionTurn::Resumed => {
                     pending.full = true;
                     *rearm = true;
                     true
                 }
-                _ => false,
+                SessionTurn::Ended => false,
             },
             _ => {
                 match self.paths.classify(&event.path) {

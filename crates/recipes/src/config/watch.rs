@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use zookeeper_client::{AddWatchMode, EventType, SessionState, WatchedEvent};
+use zookeeper_client::{AddWatchMode, EventType, WatchedEvent};
 
 use super::canary::effective;
 use super::client::Inner;
@@ -27,7 +27,7 @@ use super::record::ConfigRecord;
 use super::session::{Backoff, Session};
 use super::store::read_key;
 use super::value::Source;
-use crate::zk_watch::rewatch;
+use crate::zk_watch::{rewatch, session_turn, SessionTurn};
 
 /// One change of one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,17 +292,17 @@ impl Follower {
     /// watcher must not be polled again).
     fn note(&self, event: WatchedEvent, full: &mut bool, rearm: &mut bool, dirty: &mut BTreeSet<String>) -> bool {
         match event.event_type {
-            EventType::Session => match event.session_state {
-                SessionState::Disconnected => {
+            EventType::Session => match session_turn(event.session_state) {
+                SessionTurn::Suspended => {
                     self.status.send_modify(|s| s.connected = false);
                     true
                 }
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                SessionTurn::Resumed => {
                     *full = true;
                     *rearm = true;
                     true
                 }
-                _ => false,
+                SessionTurn::Ended => false,
             },
             _ => {
                 match self.inner.paths.classify(&event.path) {

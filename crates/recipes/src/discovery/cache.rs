@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use zookeeper_client::{AddWatchMode, Client, EventType, SessionState};
+use zookeeper_client::{AddWatchMode, Client, EventType};
 
 use super::backoff::Backoff;
 use super::error::Result;
@@ -25,7 +25,7 @@ use super::keeper::{Session, SessionKeeper};
 use super::paths::{check_service, PathKind, ServicePaths};
 use super::picker::Picker;
 use super::reader::{read_instance, read_service};
-use crate::zk_watch::rewatch;
+use crate::zk_watch::{rewatch, session_turn, SessionTurn};
 
 /// What a [`ServiceCache`] knows at one moment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,15 +195,15 @@ impl Follower {
             }
             tokio::select! {
                 event = watcher.changed() => match event.event_type {
-                    EventType::Session => match event.session_state {
-                        SessionState::Disconnected => self.publish(None, false),
-                        SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                    EventType::Session => match session_turn(event.session_state) {
+                        SessionTurn::Suspended => self.publish(None, false),
+                        SessionTurn::Resumed => {
                             rearm = true;
                             resync = true;
                             retry_at = None;
                         }
-                        // Terminal: `changed()` must not be called again.
-                        _ => return,
+                        // `changed()` must not be called again.
+                        SessionTurn::Ended => return,
                     },
                     EventType::NodeCreated | EventType::NodeDataChanged | EventType::NodeDeleted if !resync => {
                         match self.paths.classify(&event.path) {

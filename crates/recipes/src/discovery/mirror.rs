@@ -24,7 +24,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use zookeeper_client::{AddWatchMode, Client, EventType, SessionState, WatchedEvent};
+use zookeeper_client::{AddWatchMode, Client, EventType, WatchedEvent};
 
 use super::backoff::Backoff;
 use super::error::{DiscoveryError, Result};
@@ -32,7 +32,7 @@ use super::keeper::SessionKeeper;
 use super::mirror_plan::{service_key, service_of_key, MirrorPlan, SERVICES_KEY_PREFIX};
 use super::paths::{check_service, PathKind, ServicePaths};
 use super::reader::{list_services, read_service};
-use crate::zk_watch::rewatch;
+use crate::zk_watch::{rewatch, session_turn, SessionTurn};
 
 /// How a [`ServiceMirror`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,18 +224,17 @@ where
     /// watcher must not be polled again).
     fn note(&self, event: WatchedEvent, pending: &mut Pending, rearm: &mut bool) -> bool {
         match event.event_type {
-            EventType::Session => match event.session_state {
-                SessionState::Disconnected => {
+            EventType::Session => match session_turn(event.session_state) {
+                SessionTurn::Suspended => {
                     self.status.send_modify(|s| s.in_sync = false);
                     true
                 }
-                // Events during the disconnection may be lost (ZOOKEEPER-4698).
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
+                SessionTurn::Resumed => {
                     pending.full = true;
                     *rearm = true;
                     true
                 }
-                _ => false,
+                SessionTurn::Ended => false,
             },
             _ => {
                 match self.paths.classify(&event.path) {
