@@ -88,3 +88,39 @@ pub fn parse_addr_list(list: &str) -> Result<Vec<String>> {
     }
     Ok(addrs)
 }
+
+/// Installs the SIGINT and SIGTERM handlers now — so a signal that arrives while a command
+/// starts up is handled, not fatal — and returns a future that resolves on the first of them.
+pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// A reconnecting connection to the Redis (or zedis proxy) named by a `--redis` flag: a URL or
+/// HOST:PORT, authenticated with `--redis-password` unless the URL has a password.
+pub async fn redis_manager(global: &Global, redis: &str) -> Result<redis::aio::ConnectionManager> {
+    use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+    use redis::IntoConnectionInfo;
+    let url = if redis.contains("://") { redis.to_string() } else { format!("redis://{redis}") };
+    let mut info = url.as_str().into_connection_info().map_err(|e| anyhow::anyhow!("bad --redis {redis:?}: {e}"))?;
+    if let (None, Some(password)) = (info.redis_settings().password(), &global.redis_password) {
+        let settings = info.redis_settings().clone().set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    let client = redis::Client::open(info).map_err(|e| anyhow::anyhow!("bad --redis {redis:?}: {e}"))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    match tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config)).await {
+        Ok(Ok(redis)) => Ok(redis),
+        Ok(Err(e)) => anyhow::bail!("Redis at {redis} is unreachable: {e}"),
+        Err(_) => anyhow::bail!("Redis at {redis} is unreachable (no answer within 5s)"),
+    }
+}

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo;
 use serde::Serialize;
 use zedis_recipes::config::{
     parse_labels, CanaryOptions, ConfigClient, ConfigOptions, ConfigRecord, Format, MirrorOptions, PublishOptions,
     Source,
 };
 
-use crate::common::Global;
+use crate::common::{stop_signal, Global};
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
@@ -530,24 +528,7 @@ async fn canary(global: &Global, cmd: CanaryCommand) -> Result<()> {
 async fn mirror(global: &Global, args: MirrorArgs) -> Result<()> {
     let signal = stop_signal()?;
     tokio::pin!(signal);
-    let url = if args.redis.contains("://") { args.redis.clone() } else { format!("redis://{}", args.redis) };
-    let mut info = url.as_str().into_connection_info().map_err(|e| anyhow!("bad --redis {:?}: {e}", args.redis))?;
-    if let (None, Some(password)) = (info.redis_settings().password(), &global.redis_password) {
-        let settings = info.redis_settings().clone().set_password(password);
-        info = info.set_redis_settings(settings);
-    }
-    let redis_client = redis::Client::open(info).map_err(|e| anyhow!("bad --redis {:?}: {e}", args.redis))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let redis =
-        match tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(redis_client, config))
-            .await
-        {
-            Ok(Ok(redis)) => redis,
-            Ok(Err(e)) => bail!("Redis at {} is unreachable: {e}", args.redis),
-            Err(_) => bail!("Redis at {} is unreachable (no answer within 5s)", args.redis),
-        };
+    let redis = crate::common::redis_manager(global, &args.redis).await?;
     let client = connect(global, options(global, None, None, &[])?).await?;
     let options = MirrorOptions {
         resync_interval: Duration::from_millis(args.resync_interval_ms.max(100)),
@@ -581,20 +562,6 @@ async fn mirror(global: &Global, args: MirrorArgs) -> Result<()> {
             }
         }
     }
-}
-
-/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves on the
-/// first of them.
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 fn warn_if_stale(namespace: &str, source: Source) {

@@ -4,14 +4,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo;
 use serde::Serialize;
 use zedis_recipes::discovery::{
     Discovery, DiscoveryOptions, MirrorOptions, RegistrationState, ServiceInstance, DEFAULT_WEIGHT,
 };
 
-use crate::common::Global;
+use crate::common::{stop_signal, Global};
 
 /// How long a stopping command waits for its session to close (so ZooKeeper deletes what it
 /// holds at once rather than after the session timeout).
@@ -97,20 +95,6 @@ pub async fn run(global: &Global, cmd: ServiceCommand) -> Result<()> {
         ServiceCommand::Watch(args) => watch(global, args).await,
         ServiceCommand::Mirror(args) => mirror(global, args).await,
     }
-}
-
-/// Installs the SIGINT and SIGTERM handlers now — so a signal that arrives while the command
-/// starts up is handled, not fatal — and returns a future that resolves on the first of them.
-fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-    })
 }
 
 async fn connect(global: &Global) -> Result<Discovery> {
@@ -357,22 +341,7 @@ async fn watch(global: &Global, args: WatchArgs) -> Result<()> {
 async fn mirror(global: &Global, args: MirrorArgs) -> Result<()> {
     let signal = stop_signal()?;
     tokio::pin!(signal);
-    let url = if args.redis.contains("://") { args.redis.clone() } else { format!("redis://{}", args.redis) };
-    let mut info = url.as_str().into_connection_info().map_err(|e| anyhow!("bad --redis {:?}: {e}", args.redis))?;
-    if let (None, Some(password)) = (info.redis_settings().password(), &global.redis_password) {
-        let settings = info.redis_settings().clone().set_password(password);
-        info = info.set_redis_settings(settings);
-    }
-    let client = redis::Client::open(info).map_err(|e| anyhow!("bad --redis {:?}: {e}", args.redis))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let redis =
-        match tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config)).await {
-            Ok(Ok(redis)) => redis,
-            Ok(Err(e)) => bail!("Redis at {} is unreachable: {e}", args.redis),
-            Err(_) => bail!("Redis at {} is unreachable (no answer within 5s)", args.redis),
-        };
+    let redis = crate::common::redis_manager(global, &args.redis).await?;
     let discovery = connect(global).await?;
     let mirror = discovery
         .mirror(redis, MirrorOptions { resync_interval: Duration::from_millis(args.resync_interval_ms.max(100)) });
