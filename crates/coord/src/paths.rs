@@ -97,6 +97,15 @@ impl ClusterPaths {
     pub fn requests(&self) -> String {
         format!("{}/requests", self.base())
     }
+
+    /// Progress records of slot migrations (written by the controller leader's mover).
+    pub fn migrations(&self) -> String {
+        format!("{}/migrations", self.base())
+    }
+
+    pub fn migration(&self, id: u64) -> String {
+        format!("{}/{id}", self.migrations())
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::group::{GroupId, Server};
+use crate::migration::{MigrationAction, MigrationId};
 use crate::settings::ClusterSettings;
+use crate::slot::Slot;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -41,6 +43,26 @@ pub enum AdminOp {
     /// Stop enforcing these operator Redis settings (`cluster config unset`).
     UnsetRedisConfig {
         names: Vec<String>,
+    },
+    /// Move slot ranges (inclusive) to a group (`cluster migrate`).
+    Migrate {
+        ranges: Vec<(Slot, Slot)>,
+        to: GroupId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u32>,
+    },
+    /// Pause, resume or cancel a migration (`cluster migration pause|resume|cancel ID`).
+    Migration {
+        id: MigrationId,
+        action: MigrationAction,
+    },
+    /// Spread the slots over the groups by weight (`cluster rebalance`); groups not named
+    /// weigh 1, weight 0 empties a group.
+    Rebalance {
+        #[serde(default)]
+        weights: BTreeMap<GroupId, u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u32>,
     },
 }
 

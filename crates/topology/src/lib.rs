@@ -7,7 +7,9 @@ pub mod error;
 pub mod event;
 pub mod group;
 pub mod migration;
+pub mod migration_progress;
 pub mod observation;
+pub mod rebalance;
 pub mod settings;
 pub mod slot;
 pub mod slot_map;
@@ -19,7 +21,10 @@ pub use admin::{AdminOp, AdminRequest, Outcome};
 pub use error::TopologyError;
 pub use event::{now_ms, Event, EventKind};
 pub use group::{Group, GroupId, Server, DEFAULT_PRIORITY};
-pub use migration::{Migration, MigrationAction, MigrationError, MigrationId, MigrationState, SlotMove, SlotRoute};
+pub use migration::{
+    Markers, Migration, MigrationAction, MigrationError, MigrationId, MigrationState, SlotMove, SlotRoute,
+};
+pub use migration_progress::MigrationProgress;
 pub use observation::{ObserverReport, Role, ServerObservation};
 pub use settings::ClusterSettings;
 pub use slot::{crc16, hash_tag, key_slot, Slot, SLOT_COUNT};

@@ -1,15 +1,17 @@
 //! Slot migrations as recorded in the topology: which slots move from which group to which,
 //! in what state, and the pure decisions about them (routing of a migrating slot, starting,
-//! completing a slot, pausing, cancelling). The driver that moves keys lives in the controller.
+//! finishing, pausing, cancelling). The driver that moves keys lives in the controller.
 //!
 //! The protocol (see ARCHITECTURE.md, "Slot migration"): a migration enters the topology as
-//! `Preparing` under a new epoch; routers that applied it serve its slots through the source
-//! with a script that checks the source's per-slot marker (`zedis:migrating:{<slot tag>}`),
-//! so the *source* enforces where each key is served. Once every registered router has
-//! applied the epoch the driver sets the marker (state `Moving`): from then on the source
-//! creates no new key of the slot, serves the keys it still has, and answers "ask the target"
-//! for the others; the mover walks the source and moves keys with `MIGRATE`. A slot whose
-//! source holds no key any more is committed to the target under a new epoch.
+//! `Preparing` under a new epoch; routers that applied it send every command on its slots to
+//! the source wrapped in a script ([`Markers`]): while the source has no marker it simply runs
+//! the command. Once every registered router has applied the epoch the driver sets the
+//! source's marker (state `Moving`): from then on the source creates no key of the migration's
+//! slots, serves the keys it still has, and answers "ask the target" for the others; the
+//! mover walks the source and moves keys with `MIGRATE`. When a full pass finds no key left,
+//! the slots are committed to the target under a new epoch (`Done`). Cancel sets the target's
+//! *back* marker instead: the target then serves only keys it holds and sends the rest back to
+//! the source, while the mover moves keys back (`Cancelling`, then `Cancelled`).
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +85,10 @@ pub struct Migration {
     /// Keys per second the mover may move (None: as fast as it goes).
     #[serde(default)]
     pub rate: Option<u32>,
+    /// The epoch that finished it (`Done` or `Cancelled`): its markers may go once every
+    /// router has applied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_epoch: Option<u64>,
 }
 
 impl Migration {
@@ -101,22 +107,59 @@ impl Migration {
 pub enum SlotRoute {
     /// Straight to the owner.
     Owner(GroupId),
-    /// Through `source` with the marker-checking script; "ask the target" replies go to
-    /// `target`. (While `Cancelling`, keys flow back: the target of the move is the source.)
-    Migrating { source: GroupId, target: GroupId },
+    /// Through `source` with the marker-checking script, then `target` (also through the
+    /// script, which checks the back marker while cancelling), then plainly to `source`
+    /// when the target sends the command back. The same route in every active state: the
+    /// switches happen on the servers, by setting markers.
+    Migrating { id: MigrationId, source: GroupId, target: GroupId },
 }
 
 /// The route of `slot` given its owner in the slot map and the migrations in flight.
 pub fn route(slot: Slot, owner: Option<GroupId>, migrations: &[Migration]) -> Option<SlotRoute> {
     for m in migrations.iter().filter(|m| m.state.is_active()) {
         if let Some(mv) = m.pending_move(slot) {
-            return Some(match m.state {
-                MigrationState::Cancelling => SlotRoute::Migrating { source: m.target, target: mv.source },
-                _ => SlotRoute::Migrating { source: mv.source, target: m.target },
-            });
+            return Some(SlotRoute::Migrating { id: m.id, source: mv.source, target: m.target });
         }
     }
     owner.map(SlotRoute::Owner)
+}
+
+/// The Redis keys a migration keeps on its servers while it runs. They are not in any slot's
+/// sense "owned": they live on the source (`out`, `held`) or the target (`back`, `held`) and
+/// the mover never moves keys starting with [`MARKER_PREFIX`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Markers {
+    /// On the source: keys of the migration's slots are no longer created here.
+    pub out: String,
+    /// On the target, while cancelling: keys are no longer created here.
+    pub back: String,
+    /// Keys being copied in chunks (big collections): refused to writers until moved.
+    pub held: String,
+}
+
+/// Every key the migration machinery keeps in Redis starts with this.
+pub const MARKER_PREFIX: &str = "zedis:mig:";
+
+impl Markers {
+    pub fn of(id: MigrationId) -> Markers {
+        Markers {
+            out: format!("{MARKER_PREFIX}{id}:out"),
+            back: format!("{MARKER_PREFIX}{id}:back"),
+            held: format!("{MARKER_PREFIX}{id}:held"),
+        }
+    }
+
+    /// Where a big key is assembled on the receiving side before it is renamed into place.
+    pub fn temp_key(id: MigrationId, key: &[u8]) -> Vec<u8> {
+        let mut k = format!("{MARKER_PREFIX}{id}:tmp:").into_bytes();
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// Whether `key` is one of the machinery's own (never moved, never counted).
+    pub fn is_marker(key: &[u8]) -> bool {
+        key.starts_with(MARKER_PREFIX.as_bytes())
+    }
 }
 
 /// Why a migration cannot start.
@@ -174,7 +217,8 @@ pub fn plan_moves(
 }
 
 /// What an operator or the driver asks of a migration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MigrationAction {
     /// Every router applied the migration's epoch: keys may move (the driver, not operators).
     Begin,
@@ -225,6 +269,7 @@ impl Topology {
             state: MigrationState::Preparing,
             since_epoch: next.epoch,
             rate,
+            finished_epoch: None,
         });
         next.trim_finished();
         Ok((next, id))
@@ -233,12 +278,46 @@ impl Topology {
     /// Applies `action` to migration `id` under a new epoch.
     pub fn migration_action(&self, id: MigrationId, action: MigrationAction) -> Result<Topology, TopologyError> {
         let mut next = self.clone();
+        next.epoch += 1;
+        let epoch = next.epoch;
         let m = next.migration_mut(id)?;
         m.state = next_state(m.state, action).map_err(|why| MigrationError::Refused { id, why })?;
         if m.state == MigrationState::Cancelled {
             m.pending.clear();
+            m.finished_epoch = Some(epoch);
         }
+        Ok(next)
+    }
+
+    /// Commits every pending slot of migration `id` under one new epoch: while moving (or
+    /// paused) the target owns them from now on (`Done`); while cancelling they stay with
+    /// their sources (`Cancelled`). The driver calls it when a full pass over the sending
+    /// side found no key of the pending slots.
+    pub fn finish_migration(&self, id: MigrationId) -> Result<Topology, TopologyError> {
+        let mut next = self.clone();
         next.epoch += 1;
+        let epoch = next.epoch;
+        let m = next.migration_mut(id)?;
+        let to_target = match m.state {
+            MigrationState::Moving | MigrationState::Paused => true,
+            MigrationState::Cancelling => false,
+            state => return Err(MigrationError::Refused { id, why: state_why(state) }.into()),
+        };
+        let pending = std::mem::take(&mut m.pending);
+        let target = m.target;
+        if to_target {
+            m.moved += pending.iter().map(|mv| mv.len() as u32).sum::<u32>();
+            m.state = MigrationState::Done;
+        } else {
+            m.state = MigrationState::Cancelled;
+        }
+        m.finished_epoch = Some(epoch);
+        if to_target {
+            for mv in &pending {
+                next.slots.assign(mv.from, mv.to, target);
+            }
+        }
+        next.trim_finished();
         Ok(next)
     }
 
@@ -247,6 +326,8 @@ impl Topology {
     /// its last slot.
     pub fn commit_slot(&self, id: MigrationId, slot: Slot) -> Result<Topology, TopologyError> {
         let mut next = self.clone();
+        next.epoch += 1;
+        let epoch = next.epoch;
         let m = next.migration_mut(id)?;
         let Some(mv) = m.pending_move(slot).copied() else {
             return Err(MigrationError::NotPending { id, slot }.into());
@@ -263,9 +344,9 @@ impl Topology {
         if m.pending.is_empty() {
             m.state =
                 if m.state == MigrationState::Cancelling { MigrationState::Cancelled } else { MigrationState::Done };
+            m.finished_epoch = Some(epoch);
         }
         next.slots.assign(slot, slot, owner);
-        next.epoch += 1;
         next.trim_finished();
         Ok(next)
     }
@@ -355,14 +436,14 @@ mod tests {
         let (t1, id) = t.start_migration(&[(0, 2)], 2, Some(1000)).unwrap();
         assert_eq!(t1.epoch, t.epoch + 1);
         assert_eq!(t1.migrations[0].since_epoch, t1.epoch);
-        assert_eq!(t1.route(1), Some(SlotRoute::Migrating { source: 1, target: 2 }));
+        assert_eq!(t1.route(1), Some(SlotRoute::Migrating { id, source: 1, target: 2 }));
         assert_eq!(t1.slots.owner(1), Some(1), "the slot map changes only when a slot is committed");
         assert!(matches!(t1.commit_slot(id, 0), Err(TopologyError::Migration(MigrationError::Refused { .. }))));
         let t2 = t1.migration_action(id, MigrationAction::Begin).unwrap();
         let t3 = t2.commit_slot(id, 1).unwrap();
         assert_eq!(t3.slots.owner(1), Some(2));
         assert_eq!(t3.route(1), Some(SlotRoute::Owner(2)));
-        assert_eq!(t3.route(0), Some(SlotRoute::Migrating { source: 1, target: 2 }));
+        assert_eq!(t3.route(0), Some(SlotRoute::Migrating { id, source: 1, target: 2 }));
         let t4 = t3.commit_slot(id, 0).unwrap().commit_slot(id, 2).unwrap();
         assert_eq!(t4.migrations[0].state, MigrationState::Done);
         assert_eq!(t4.migrations[0].moved, 3);
@@ -376,11 +457,47 @@ mod tests {
         let (t, id) = two_groups().start_migration(&[(0, 1)], 2, None).unwrap();
         let t = t.migration_action(id, MigrationAction::Begin).unwrap().commit_slot(id, 0).unwrap();
         let t = t.migration_action(id, MigrationAction::Cancel).unwrap();
-        assert_eq!(t.route(1), Some(SlotRoute::Migrating { source: 2, target: 1 }), "keys flow back");
+        assert_eq!(
+            t.route(1),
+            Some(SlotRoute::Migrating { id, source: 1, target: 2 }),
+            "routing does not change: the target's back marker sends keys back"
+        );
         let t = t.commit_slot(id, 1).unwrap();
         assert_eq!(t.migrations[0].state, MigrationState::Cancelled);
         assert_eq!((t.slots.owner(0), t.slots.owner(1)), (Some(2), Some(1)));
         assert_eq!(t.route(1), Some(SlotRoute::Owner(1)));
+    }
+
+    #[test]
+    fn finishing_commits_every_pending_slot_at_once() {
+        let (t, id) = two_groups().start_migration(&[(0, 9), (20, 29)], 2, None).unwrap();
+        assert!(t.finish_migration(id).is_err(), "not moving yet");
+        let t = t.migration_action(id, MigrationAction::Begin).unwrap();
+        let done = t.finish_migration(id).unwrap();
+        assert_eq!(done.epoch, t.epoch + 1);
+        let m = &done.migrations[0];
+        assert_eq!((m.state, m.moved, m.finished_epoch), (MigrationState::Done, 20, Some(done.epoch)));
+        assert!(m.pending.is_empty());
+        assert_eq!((done.slots.owner(0), done.slots.owner(15), done.slots.owner(29)), (Some(2), Some(1), Some(2)));
+        assert_eq!(done.route(5), Some(SlotRoute::Owner(2)));
+        assert!(done.finish_migration(id).is_err(), "finished already");
+
+        let cancelled = t.migration_action(id, MigrationAction::Cancel).unwrap().finish_migration(id).unwrap();
+        let m = &cancelled.migrations[0];
+        assert_eq!((m.state, m.moved), (MigrationState::Cancelled, 0));
+        assert_eq!((cancelled.slots.owner(0), cancelled.route(5)), (Some(1), Some(SlotRoute::Owner(1))));
+    }
+
+    #[test]
+    fn markers_are_recognisable() {
+        let m = Markers::of(7);
+        assert_eq!(
+            (m.out.as_str(), m.back.as_str(), m.held.as_str()),
+            ("zedis:mig:7:out", "zedis:mig:7:back", "zedis:mig:7:held")
+        );
+        assert!(Markers::is_marker(&Markers::temp_key(7, b"user:1")));
+        assert!(Markers::is_marker(m.out.as_bytes()));
+        assert!(!Markers::is_marker(b"user:1"));
     }
 
     #[test]
@@ -394,7 +511,7 @@ mod tests {
     }
 
     fn mig(id: MigrationId, state: MigrationState, pending: Vec<SlotMove>, target: GroupId) -> Migration {
-        Migration { id, target, pending, moved: 0, state, since_epoch: 5, rate: None }
+        Migration { id, target, pending, moved: 0, state, since_epoch: 5, rate: None, finished_epoch: None }
     }
 
     #[test]
@@ -406,8 +523,8 @@ mod tests {
         let all = [moving, cancelling, done];
         let table: &[(&str, Slot, Option<GroupId>, Option<SlotRoute>)] = &[
             ("outside every migration", 150, Some(1), Some(SlotRoute::Owner(1))),
-            ("moving: through the source", 50, Some(1), Some(SlotRoute::Migrating { source: 1, target: 2 })),
-            ("cancelling: keys flow back", 250, Some(1), Some(SlotRoute::Migrating { source: 3, target: 1 })),
+            ("moving: through the source", 50, Some(1), Some(SlotRoute::Migrating { id: 1, source: 1, target: 2 })),
+            ("cancelling: the same route", 250, Some(1), Some(SlotRoute::Migrating { id: 2, source: 1, target: 3 })),
             ("a finished migration routes nothing", 450, Some(2), Some(SlotRoute::Owner(2))),
             ("unassigned", 600, None, None),
         ];
