@@ -7,16 +7,18 @@ use serde::Serialize;
 use zedis_coord::{EventLog, LeaderRecord, ObserverBoard, RequestQueue, TopologyStore};
 use zedis_topology::settings::{canonical_setting, human_bytes, is_memory_setting};
 use zedis_topology::{
-    now_ms, AdminOp, ClusterSettings, Event, EventKind, GroupSpec, ObserverReport, Server, Topology, DEFAULT_PRIORITY,
+    now_ms, AdminOp, ClusterSettings, Event, EventKind, GroupSpec, ObserverReport, Outcome, Server, Topology,
+    DEFAULT_PRIORITY,
 };
 
 use crate::common::{check_redis, parse_addr_list, Global};
+use crate::migrate_cmd;
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
     /// Create a cluster; each --group lists its servers, master first. Slots are spread evenly.
     Create(CreateArgs),
-    /// Add a group of servers (master first); it gets slots by migration.
+    /// Add a group of servers (master first); it gets slots by `rebalance` or `migrate`.
     AddGroup(AddGroupArgs),
     /// Add a replica to a group.
     AddServer(AddServerArgs),
@@ -28,6 +30,28 @@ pub enum ClusterCommand {
     Failover(FailoverArgs),
     /// Show the recent event history (failovers, admin actions).
     Events(EventsArgs),
+    /// Move slots to a group online, while clients keep working.
+    ///
+    /// Keys move in the background while clients keep reading and writing them through the
+    /// proxies (and `zedis::Cluster`); `--rate` throttles the keys moved per second. Prints
+    /// the migration's id; `--wait` follows it until it is done. `cluster migrations` shows
+    /// its progress, `cluster migration pause|resume|cancel ID` steers it.
+    Migrate(migrate_cmd::MigrateArgs),
+    /// Spread the slots over the groups by weight, e.g. after `add-group`.
+    ///
+    /// Every group weighs 1 unless `--weights` says otherwise; weight 0 empties a group. Starts
+    /// one online migration per receiving group, moving as few slots as possible (a group
+    /// above its share gives away its highest slots). `--dry-run` only prints the plan.
+    Rebalance(migrate_cmd::RebalanceArgs),
+    /// List slot migrations, running and recently finished.
+    ///
+    /// Per migration: state, source and target groups, slots done, keys and bytes moved,
+    /// rate, ETA, last error and age (keys, rate and ETA come from the controller's progress
+    /// record, absent until its driver publishes one).
+    Migrations(migrate_cmd::MigrationsArgs),
+    /// Pause, resume or cancel a slot migration.
+    #[command(subcommand)]
+    Migration(migrate_cmd::MigrationCommand),
     /// Redis settings for every server (maxmemory, eviction policy, ...), kept in place by
     /// the controller on servers that join, restart or are promoted.
     #[command(subcommand)]
@@ -190,6 +214,10 @@ pub async fn run(global: &Global, cmd: ClusterCommand) -> Result<()> {
             submit(global, AdminOp::Failover { group: args.group, to }, &args.wait).await
         }
         ClusterCommand::Events(args) => events(global, args).await,
+        ClusterCommand::Migrate(args) => migrate_cmd::migrate(global, args).await,
+        ClusterCommand::Rebalance(args) => migrate_cmd::rebalance(global, args).await,
+        ClusterCommand::Migrations(args) => migrate_cmd::migrations(global, args).await,
+        ClusterCommand::Migration(cmd) => migrate_cmd::migration(global, cmd).await,
         ClusterCommand::Config(ConfigCommand::Set(args)) => {
             let settings = parse_setting_pairs(&args.pairs)?;
             submit(global, AdminOp::SetRedisConfig { settings }, &args.wait).await
@@ -361,19 +389,23 @@ async fn precheck(global: &Global, addrs: &[String]) -> Result<()> {
 }
 
 async fn submit(global: &Global, op: AdminOp, wait: &WaitArgs) -> Result<()> {
+    let outcome = request(global, op, Duration::from_secs(wait.timeout)).await?;
+    println!("{}", outcome.message);
+    Ok(())
+}
+
+/// Queues `op` for the controller leader and waits up to `timeout` for it to be taken; the
+/// leader's refusal is an error.
+pub async fn request(global: &Global, op: AdminOp, timeout: Duration) -> Result<Outcome> {
     let zk = global.connect().await?;
     let paths = global.paths()?;
     // Fails with a clear error when the cluster does not exist.
     TopologyStore::new(zk.clone(), paths.clone()).read().await?;
-    let outcome = RequestQueue::new(zk, &paths)
-        .submit(op, "cli", Duration::from_secs(wait.timeout))
-        .await
-        .context("request not handled")?;
+    let outcome = RequestQueue::new(zk, &paths).submit(op, "cli", timeout).await.context("request not handled")?;
     if !outcome.ok {
         bail!("{}", outcome.message);
     }
-    println!("{}", outcome.message);
-    Ok(())
+    Ok(outcome)
 }
 
 async fn events(global: &Global, args: EventsArgs) -> Result<()> {

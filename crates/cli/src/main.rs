@@ -7,6 +7,8 @@ mod config_cmd;
 mod controller_cmd;
 mod election_cmd;
 mod lock_cmd;
+mod migrate_cmd;
+mod migration_view;
 mod proxy_cmd;
 mod queue_cmd;
 mod service_cmd;

@@ -4,6 +4,7 @@ use zedis_coord::{LeaderRecord, ObserverBoard, TopologyStore};
 use zedis_topology::now_ms;
 
 use crate::common::Global;
+use crate::migrate_cmd;
 use crate::status_view::{build, render};
 
 #[derive(Args, Debug)]
@@ -31,6 +32,7 @@ pub async fn run(global: &Global, args: StatusArgs) -> Result<()> {
         .filter(|r| now.saturating_sub(r.time_ms) <= FRESH_MS)
         .collect();
     let mut view = build(&topo.value, leader, &reports);
+    view.migrations = migrate_cmd::views(&zk, &paths, &topo.value, false).await?;
     view.proxies = registrations(&zk, &paths.proxies()).await?;
     view.clients = registrations(&zk, &paths.clients()).await?;
     if args.json {

@@ -1,7 +1,9 @@
 //! Builds the `zedis status` view from the topology and the observers' reports. Pure.
 
 use serde::Serialize;
-use zedis_topology::{ObserverReport, Role, SlotRange, Topology};
+use zedis_topology::{now_ms, ObserverReport, Role, SlotRange, Topology};
+
+use crate::migration_view::MigrationView;
 
 #[derive(Debug, Serialize, PartialEq)]
 pub struct StatusView {
@@ -11,7 +13,9 @@ pub struct StatusView {
     pub controllers: Vec<String>,
     pub groups: Vec<GroupView>,
     pub slots: Vec<SlotRange>,
-    pub migrations: Vec<zedis_topology::Migration>,
+    /// Slot migrations, running and recently finished: the topology's record (`state`,
+    /// `pending`, ...) with slots done, age and the driver's `progress` (null until published).
+    pub migrations: Vec<MigrationView>,
     /// Registered proxies: id, address, the topology epoch each has applied.
     pub proxies: Vec<serde_json::Value>,
     /// Registered in-process routers (`zedis::Cluster`, e.g. the controller's mirrors): the same.
@@ -98,7 +102,7 @@ pub fn build(topology: &Topology, leader: Option<String>, reports: &[ObserverRep
         controllers: reports.iter().map(|r| r.observer.clone()).collect(),
         groups,
         slots: topology.slots.ranges(),
-        migrations: topology.migrations.clone(),
+        migrations: topology.migrations.iter().map(|m| MigrationView::new(m, None, None, now_ms())).collect(),
         proxies: Vec::new(),
         clients: Vec::new(),
     }
@@ -154,6 +158,9 @@ pub fn render(view: &StatusView) -> String {
             c["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "?".into())
         ));
     }
+    for m in view.migrations.iter().filter(|m| m.migration.state.is_active()) {
+        out.push_str(&format!("migration {}  groups {}  {}\n", m.migration.id, m.direction(), m.progress_text()));
+    }
     out.push_str("slots\n");
     for r in &view.slots {
         out.push_str(&format!("  {:>5}-{:<5} group {}\n", r.from, r.to, r.group));
@@ -191,5 +198,26 @@ mod tests {
         assert_eq!(json["groups"][0]["replicas"][0], "h:2");
         assert_eq!(json["slots"][0]["to"], 16383);
         assert!(render(&v).contains("group 1  master h:1"));
+        assert!(!render(&v).contains("migration"));
+    }
+
+    #[test]
+    fn active_migrations_show_one_line_each() {
+        let specs = [GroupSpec { servers: vec![Server::new("h:1")] }, GroupSpec { servers: vec![Server::new("h:2")] }];
+        let t = Topology::new("c", &specs, ClusterSettings::default()).unwrap();
+        let (t, id) = t.start_migration(&[(0, 99)], 2, None).unwrap();
+        let t = t.migration_action(id, zedis_topology::MigrationAction::Cancel).unwrap();
+        let (t, id2) = t.start_migration(&[(100, 109)], 2, Some(50)).unwrap();
+        let v = build(&t, None, &[]);
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["migrations"][0]["state"], "cancelled");
+        assert_eq!(json["migrations"][1]["state"], "preparing");
+        assert_eq!(json["migrations"][1]["slots_total"], 10);
+        let text = render(&v);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("migration")).collect();
+        assert_eq!(
+            lines,
+            vec![format!("migration {id2}  groups 1→2  preparing   slots 0/10  (no progress reported yet)")]
+        );
     }
 }

@@ -33,6 +33,8 @@ pub struct ControllerOptions {
     pub redis_password: Option<String>,
     /// While leading, keep the Redis mirrors of ZooKeeper data (see [`crate::mirrors`]).
     pub mirrors: bool,
+    /// How the slot migration driver moves keys (see [`crate::migrator`]).
+    pub mover: crate::migrator::MoverOptions,
 }
 
 impl ControllerOptions {
@@ -46,6 +48,7 @@ impl ControllerOptions {
             command_timeout: Duration::from_secs(2),
             redis_password: None,
             mirrors: true,
+            mover: crate::migrator::MoverOptions::default(),
         }
     }
 }
@@ -286,6 +289,7 @@ struct Leader {
     tick: Duration,
     /// What the mirrors need, when they run (see [`crate::mirrors`]).
     mirrors: Option<ControllerOptions>,
+    mover: crate::migrator::MoverOptions,
 }
 
 impl Leader {
@@ -313,6 +317,7 @@ impl Leader {
             observer,
             tick: options.tick,
             mirrors: options.mirrors.then(|| options.clone()),
+            mover: options.mover.clone(),
         }
     }
 
@@ -337,6 +342,15 @@ impl Leader {
         };
         let _abort = AbortOnDrop(guard);
         let _mirrors = self.mirrors.clone().map(|o| AbortOnDrop(tokio::spawn(crate::mirrors::run(o))));
+        let _migrator = AbortOnDrop(tokio::spawn(crate::migrator::run(crate::migrator::MigratorContext {
+            id: self.reconciler.id.clone(),
+            zk: self.zk.clone(),
+            paths: self.paths.clone(),
+            store: self.store.clone(),
+            leadership: leadership.clone(),
+            password: self.reconciler.password.clone(),
+            options: self.mover.clone(),
+        })));
         let mut announced = false;
         let record = LeaderRecord { id: self.reconciler.id.clone(), term: candidate.sequence(), since_ms: now_ms() };
         let end = self.lead_loop(candidate, shutdown, &leadership, &record, &mut states, &mut announced).await;

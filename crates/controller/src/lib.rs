@@ -3,8 +3,10 @@
 //! actions (`planner`, pure) and carries them out (`reconciler`, thin I/O).
 
 pub mod admin;
+pub mod chunk_copy;
 pub mod controller;
 pub mod info;
+pub mod migrator;
 pub mod mirrors;
 pub mod observer;
 pub mod planner;

@@ -78,6 +78,16 @@ impl ServerConn {
         }
     }
 
+    /// Any command, bounded by the connection's timeout.
+    pub async fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, ServerError> {
+        self.run(cmd).await
+    }
+
+    /// The servers' password (for `MIGRATE ... AUTH`).
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
     pub async fn ping(&mut self) -> Result<(), ServerError> {
         self.run::<String>(&redis::cmd("PING")).await.map(|_| ())
     }

@@ -133,6 +133,26 @@ impl Zk {
     }
 
     /// Writes an ephemeral node, creating it if needed (it vanishes with this session).
+    /// Sets a persistent node, creating it (and its parents) when missing.
+    pub async fn put(&self, path: &str, data: &[u8]) -> Result<()> {
+        match self.client.set_data(path, data, None).await {
+            Ok(_) => Ok(()),
+            Err(zookeeper_client::Error::NoNode) => {
+                if let Some((parent, _)) = path.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+                    self.ensure_path(parent).await?;
+                }
+                match self.client.create(path, data, &PERSISTENT).await {
+                    Ok(_) => Ok(()),
+                    Err(zookeeper_client::Error::NodeExists) => {
+                        self.client.set_data(path, data, None).await.map(|_| ()).map_err(|e| CoordError::zk(path, e))
+                    }
+                    Err(e) => Err(CoordError::zk(path, e)),
+                }
+            }
+            Err(e) => Err(CoordError::zk(path, e)),
+        }
+    }
+
     pub async fn put_ephemeral(&self, path: &str, data: &[u8]) -> Result<()> {
         match self.client.set_data(path, data, None).await {
             Ok(stat) if stat.ephemeral_owner == self.client.session_id().0 => Ok(()),

@@ -148,8 +148,11 @@ async fn await_backend(mut rx: oneshot::Receiver<Reply>, timeout: Duration) -> B
 
 /// Awaits a backend reply and parses it for merging.
 async fn backend_frame(rx: oneshot::Receiver<Reply>, timeout: Duration) -> Frame {
-    let bytes = await_backend(rx, timeout).await;
-    match Frame::parse(&bytes) {
+    frame_of(&await_backend(rx, timeout).await)
+}
+
+fn frame_of(bytes: &Bytes) -> Frame {
+    match Frame::parse(bytes) {
         Ok(Some((frame, _))) => frame,
         _ => Frame::error("ERR backend returned an unreadable reply"),
     }
@@ -198,6 +201,10 @@ pub async fn dispatch(
             return crate::pubsub::subscribed_ping(&req);
         }
     }
+    if !matches!(policy, Policy::Local(_)) && !state.may_serve() {
+        crate::tx::mark_dirty(client);
+        return error(SESSION_LOST);
+    }
     if let Policy::Transaction(kind) = policy {
         return crate::tx::command(state, client, kind, spec, req).await;
     }
@@ -216,6 +223,8 @@ pub async fn dispatch(
         _ => error(&format!("ERR '{}' is not supported by the zedis proxy yet", printable(req.name()).to_lowercase())),
     }
 }
+
+pub const SESSION_LOST: &str = "TRYAGAIN this zedis router lost touch with ZooKeeper and serves no data until it has the current topology (slots may be moving); retry, or use another proxy";
 
 fn timeout(state: &ProxyState) -> Duration {
     state.options.request_timeout
@@ -266,6 +275,9 @@ async fn keyed(
         Err(e) => return error(&e),
     };
     let routes = state.routes.load();
+    if let Some(s) = slot.filter(|s| routes.migration_for(*s).is_some()) {
+        return guarded(state, spec, lane, s, req);
+    }
     let group = match slot {
         Some(s) => routes.group_for(s),
         // Keyless but keyed by policy (e.g. EVAL with 0 keys): any group will do.
@@ -324,6 +336,36 @@ async fn keyed(
     Pending::Backend(rx, timeout(state), Some(Box::new(fence)))
 }
 
+/// A command on a migrating slot (see [`crate::migrating`]).
+fn guarded(
+    state: &Arc<ProxyState>,
+    spec: &'static command_table::CommandSpec,
+    lane: Lane,
+    slot: zedis_topology::Slot,
+    req: Request,
+) -> Pending {
+    let keys = match command_table::keys(spec, &req) {
+        Ok(k) => k.iter().copied().collect(),
+        Err(e) => return error(&e.to_string()),
+    };
+    let g = crate::migrating::Guarded {
+        slot,
+        wrappable: crate::migrating::wrappable(spec, &req),
+        write: command_table::may_write(spec),
+        keys,
+        req,
+        lane,
+    };
+    Pending::Deferred(Box::pin(crate::migrating::run(state.clone(), g)))
+}
+
+/// Where one part of a split command is answered.
+enum Part {
+    Backend(oneshot::Receiver<Reply>),
+    /// A key of a migrating slot, on its own through the migration path.
+    Guarded(BoxFuture),
+}
+
 /// Splits a multi-key command by group and merges the answers.
 async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane, req: Request) -> Pending {
     let routes = state.routes.load();
@@ -334,8 +376,15 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
     }
     // Keys (with their values for MSET) grouped by owning group, remembering client positions.
     let mut by_group: Vec<(usize, Vec<usize>)> = Vec::new();
+    // Keys of migrating slots, each its own part: (position, slot).
+    let mut migrating: Vec<(usize, zedis_topology::Slot)> = Vec::new();
     for (n, i) in (1..req.len()).step_by(step).enumerate() {
-        let Some(g) = routes.group_index(key_slot(req.arg(i).unwrap_or_default())) else {
+        let slot = key_slot(req.arg(i).unwrap_or_default());
+        if !routes.no_migrations() && routes.migration_for(slot).is_some() {
+            migrating.push((n, slot));
+            continue;
+        }
+        let Some(g) = routes.group_index(slot) else {
             return error("CLUSTERDOWN Hash slot not served");
         };
         match by_group.iter_mut().find(|(gi, _)| *gi == g) {
@@ -347,7 +396,7 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
         Durability::Replicated { replicas, timeout } if write => Some((replicas, timeout)),
         _ => None,
     };
-    if by_group.len() == 1 && replicated.is_none() {
+    if by_group.len() == 1 && replicated.is_none() && migrating.is_empty() {
         // One group: forward the client's own bytes, fenced like a single-key command.
         let group = &routes.groups[by_group[0].0];
         let raw = req.into_raw();
@@ -384,15 +433,36 @@ async fn split(state: &Arc<ProxyState>, kind: SplitKind, write: bool, lane: Lane
             }
             None => (routes.groups[g].master.send(lane, sub).await, None),
         };
-        parts.push((positions, rx));
+        parts.push((positions, Part::Backend(rx)));
         waits.push(wait_rx);
+    }
+    for (n, slot) in migrating {
+        let first = 1 + n * step;
+        let mut sub: Vec<&[u8]> = Vec::with_capacity(1 + step);
+        sub.push(&name);
+        for j in first..first + step {
+            sub.push(req.arg(j).unwrap_or_default());
+        }
+        let g = crate::migrating::Guarded {
+            slot,
+            req: Request::from_args(sub),
+            keys: vec![1],
+            write,
+            wrappable: true,
+            lane,
+        };
+        parts.push((vec![n], Part::Guarded(Box::pin(crate::migrating::run(state.clone(), g)))));
     }
     let t = timeout(state) + replicated.map(|r| r.1).unwrap_or_default();
     let total = args / step;
     Pending::Deferred(Box::pin(async move {
         let mut frames = Vec::with_capacity(parts.len());
-        for (positions, rx) in parts {
-            frames.push((positions, backend_frame(rx, t).await));
+        for (positions, part) in parts {
+            let frame = match part {
+                Part::Backend(rx) => backend_frame(rx, t).await,
+                Part::Guarded(f) => frame_of(&f.await),
+            };
+            frames.push((positions, frame));
         }
         let mut confirmed = i64::MAX;
         for w in waits.into_iter().flatten() {
@@ -514,6 +584,20 @@ fn blocking(state: &Arc<ProxyState>, spec: &'static command_table::CommandSpec, 
         Err(e) => return error(&e),
     };
     let routes = state.routes.load();
+    if let Some(s) = slot.filter(|s| routes.migration_for(*s).is_some()) {
+        // A blocking command cannot run through the migration guard: it waits for the move.
+        let state = state.clone();
+        return Pending::Blocking(Box::pin(async move {
+            if !crate::migrating::wait_settled(&state, s).await {
+                return error_bytes(&format!("TRYAGAIN slot {s} is being migrated; retry the blocking command"));
+            }
+            match blocking(&state, spec, resp3, req) {
+                Pending::Ready(b) | Pending::Close(b) => b,
+                Pending::Blocking(f) | Pending::Deferred(f) => f.await,
+                Pending::Backend(..) => error_bytes("ERR internal: unexpected pending kind"),
+            }
+        }));
+    }
     let group = match slot {
         Some(s) => routes.group_for(s),
         None => routes.groups.first(),

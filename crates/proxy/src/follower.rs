@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 use tokio::sync::watch;
+use zedis_coord::SessionState;
 use zedis_coord::{ClusterPaths, CoordError, TopologyStore, Zk, ZkOptions};
 use zedis_topology::now_ms;
 
@@ -21,6 +24,9 @@ struct Registration<'a> {
     version: &'a str,
     pid: u32,
     since_ms: u64,
+    /// This router stops serving when out of touch for a third of this; the controller waits
+    /// this long after a router vanished before it moves slots.
+    session_timeout_ms: u64,
 }
 
 /// Follows the topology until `shutdown`; reconnects and re-registers after session loss.
@@ -46,6 +52,7 @@ pub async fn follow(
                 }
             }
         };
+        let _guard = SessionGuard(tokio::spawn(guard_session(state.clone(), zk.clone())));
         let store = TopologyStore::new(zk.clone(), paths.clone());
         let dir = match state.options.role {
             crate::options::RouterRole::Proxy => paths.proxies(),
@@ -81,15 +88,66 @@ pub async fn follow(
                 version: env!("CARGO_PKG_VERSION"),
                 pid: std::process::id(),
                 since_ms: since,
+                session_timeout_ms: zk.session_timeout().as_millis() as u64,
             };
             let path = format!("{dir}/{}", state.options.id);
-            if let Err(e) = zk.put_ephemeral(&path, &serde_json::to_vec(&reg).unwrap_or_default()).await {
-                tracing::warn!(error = %e, "cannot register the proxy");
+            match zk.put_ephemeral(&path, &serde_json::to_vec(&reg).unwrap_or_default()).await {
+                Ok(_) => {
+                    if state.session_lost.swap(false, Ordering::SeqCst) {
+                        tracing::info!(epoch = topo.value.epoch, "ZooKeeper session live again: serving");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot register the proxy"),
             }
             tokio::select! {
                 _ = watcher.changed() => {}
                 _ = shutdown.changed() => return Ok(()),
             }
         }
+    }
+}
+
+struct SessionGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps [`ProxyState::zk_contact`] fresh by asking ZooKeeper something small every sixth of
+/// the session timeout, and marks the router out of service when the session is over. A
+/// router that was out of touch serves again when ZooKeeper answers within the same session
+/// (its registration stood all along, so the controller waited for it); after an expiry, once
+/// the follower has re-read the topology and re-registered.
+async fn guard_session(state: Arc<ProxyState>, zk: Zk) {
+    let timeout = zk.session_timeout();
+    state.zk_contact.track(timeout);
+    let mut states = zk.client().state_watcher();
+    let mut tick = tokio::time::interval((timeout / 6).max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if zk.get("/").await.is_ok() {
+                    state.zk_contact.touch();
+                    if state.session_lost.swap(false, Ordering::SeqCst) {
+                        tracing::info!("ZooKeeper answers again within the session: serving");
+                    }
+                }
+            }
+            s = states.changed() => {
+                if matches!(s, SessionState::Expired | SessionState::Closed | SessionState::AuthFailed) {
+                    lose(&state, s);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn lose(state: &ProxyState, why: SessionState) {
+    if !state.session_lost.swap(true, Ordering::SeqCst) {
+        tracing::warn!(state = ?why, "ZooKeeper session may be lost: serving no data until the topology is read again");
     }
 }

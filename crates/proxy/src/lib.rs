@@ -17,6 +17,7 @@ pub mod http;
 pub mod local;
 pub mod merge;
 pub mod metrics;
+pub mod migrating;
 pub mod options;
 pub mod pubsub;
 pub mod replica_health;
@@ -26,6 +27,7 @@ pub mod session;
 pub mod state;
 pub mod tx;
 pub mod workers;
+pub mod zk_contact;
 
 pub use cluster_client::{Cluster, ClusterError, ClusterOptions};
 pub use options::ProxyOptions;

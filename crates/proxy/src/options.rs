@@ -43,6 +43,10 @@ pub struct ProxyOptions {
     pub backend: BackendOptions,
     /// Time a request may wait for its backend reply.
     pub request_timeout: Duration,
+    /// Time a command on a migrating slot may wait for its key to become writable (a big key
+    /// being copied in chunks) or, for what cannot run through the migration guard (blocking
+    /// commands, transactions, scripts), for the slot to finish moving.
+    pub migration_wait: Duration,
     /// Unique id, used for the proxy's registration node.
     pub id: String,
     /// Worker threads serving clients (each with its own backend connections).
@@ -71,6 +75,7 @@ impl Default for ProxyOptions {
             limits: Limits::default(),
             backend: BackendOptions::default(),
             request_timeout: Duration::from_secs(5),
+            migration_wait: Duration::from_secs(10),
             id: format!("proxy-{}", std::process::id()),
             threads: crate::workers::default_count(),
             role: RouterRole::Proxy,

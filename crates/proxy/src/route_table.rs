@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use zedis_topology::{Slot, Topology, SLOT_COUNT};
+use bytes::Bytes;
+use zedis_topology::{Markers, MigrationId, MigrationState, Slot, SlotRoute, Topology, SLOT_COUNT};
 
 use crate::backend::{BackendOptions, ServerPool};
 
@@ -17,11 +18,27 @@ pub struct GroupRoute {
     pub replicas: Vec<Arc<ServerPool>>,
 }
 
+/// A migration in flight, as routers see it (see [`crate::migrating`]).
+pub struct MigrationRoute {
+    pub id: MigrationId,
+    /// Indices into [`RouteTable::groups`].
+    pub source: usize,
+    pub target: usize,
+    /// Keys flow back to the source (the target's back marker is set or about to be).
+    pub cancelling: bool,
+    pub out_marker: Bytes,
+    pub back_marker: Bytes,
+    pub held: Bytes,
+}
+
 pub struct RouteTable {
     pub epoch: u64,
     /// Index into `groups` per slot; `u16::MAX` when the slot has no owner.
     slot_group: Box<[u16]>,
     pub groups: Vec<GroupRoute>,
+    /// Index into `migrations` per slot; `u16::MAX` when the slot is not migrating.
+    slot_migration: Box<[u16]>,
+    pub migrations: Vec<MigrationRoute>,
 }
 
 const NO_GROUP: u16 = u16::MAX;
@@ -29,7 +46,13 @@ const NO_GROUP: u16 = u16::MAX;
 impl RouteTable {
     /// A table with no groups: every request gets a clear error until a topology arrives.
     pub fn empty() -> RouteTable {
-        RouteTable { epoch: 0, slot_group: vec![NO_GROUP; SLOT_COUNT as usize].into_boxed_slice(), groups: Vec::new() }
+        RouteTable {
+            epoch: 0,
+            slot_group: vec![NO_GROUP; SLOT_COUNT as usize].into_boxed_slice(),
+            groups: Vec::new(),
+            slot_migration: vec![NO_GROUP; SLOT_COUNT as usize].into_boxed_slice(),
+            migrations: Vec::new(),
+        }
     }
 
     pub fn build(topology: &Topology, pools: &PoolRegistry) -> RouteTable {
@@ -46,7 +69,45 @@ impl RouteTable {
         let slot_group = (0..SLOT_COUNT)
             .map(|s| topology.slots.owner(s).and_then(|g| index.get(&g).copied()).unwrap_or(NO_GROUP))
             .collect();
-        RouteTable { epoch: topology.epoch, slot_group, groups }
+        let mut migrations: Vec<MigrationRoute> = Vec::new();
+        let mut slot_migration = vec![NO_GROUP; SLOT_COUNT as usize].into_boxed_slice();
+        if topology.migrations.iter().any(|m| m.state.is_active()) {
+            for slot in 0..SLOT_COUNT {
+                let Some(SlotRoute::Migrating { id, source, target }) = topology.route(slot) else { continue };
+                let (Some(&si), Some(&ti)) = (index.get(&source), index.get(&target)) else { continue };
+                let i = match migrations.iter().position(|m| m.id == id && m.source == si as usize) {
+                    Some(i) => i,
+                    None => {
+                        let markers = Markers::of(id);
+                        let cancelling =
+                            topology.migrations.iter().any(|m| m.id == id && m.state == MigrationState::Cancelling);
+                        migrations.push(MigrationRoute {
+                            id,
+                            source: si as usize,
+                            target: ti as usize,
+                            cancelling,
+                            out_marker: Bytes::from(markers.out),
+                            back_marker: Bytes::from(markers.back),
+                            held: Bytes::from(markers.held),
+                        });
+                        migrations.len() - 1
+                    }
+                };
+                slot_migration[slot as usize] = i as u16;
+            }
+        }
+        RouteTable { epoch: topology.epoch, slot_group, groups, slot_migration, migrations }
+    }
+
+    /// The migration `slot` is part of, if any: its commands take the migration path.
+    pub fn migration_for(&self, slot: Slot) -> Option<&MigrationRoute> {
+        let i = *self.slot_migration.get(slot as usize)?;
+        self.migrations.get(i as usize)
+    }
+
+    /// Whether no slot is migrating (the common case: one check, no per-key work).
+    pub fn no_migrations(&self) -> bool {
+        self.migrations.is_empty()
     }
 
     /// The group serving `slot`.

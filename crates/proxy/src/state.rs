@@ -15,6 +15,29 @@ pub struct ProxyState {
     pub metrics: Metrics,
     /// Replicas that may serve reads now (with `--read-from replica-preferred`).
     pub readable: ArcSwap<std::collections::HashSet<String>>,
+    /// The ZooKeeper session may be over (expired, or out of touch for a third of its
+    /// timeout): the controller no longer waits for this router before moving slots, so it
+    /// serves no data until it has read the topology in a live session again.
+    pub session_lost: std::sync::atomic::AtomicBool,
+    /// When ZooKeeper last answered (see [`crate::zk_contact`]).
+    pub zk_contact: crate::zk_contact::ZkContact,
+}
+
+impl ProxyState {
+    /// Whether this router may serve data now: in a live session, and not out of touch with
+    /// ZooKeeper for so long that the session may have expired unnoticed.
+    pub fn may_serve(&self) -> bool {
+        if self.session_lost.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        if self.zk_contact.is_stale(std::time::Instant::now()) {
+            if !self.session_lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                tracing::warn!("no word from ZooKeeper for a session timeout: serving no data until it answers again");
+            }
+            return false;
+        }
+        true
+    }
 }
 
 impl ProxyState {
@@ -27,6 +50,8 @@ impl ProxyState {
             pools,
             metrics: Metrics::default(),
             readable: ArcSwap::from_pointee(Default::default()),
+            session_lost: std::sync::atomic::AtomicBool::new(false),
+            zk_contact: Default::default(),
         })
     }
 }

@@ -167,16 +167,19 @@ pub async fn command(
             if tx.dirty {
                 return err("EXECABORT Transaction discarded because of previous errors.");
             }
+            // A transaction cannot run through the migration guard: it waits until its slot
+            // has moved. One that watched keys aborts as if they changed (the client retries).
+            let migrating = tx.slot.filter(|s| state.routes.load().migration_for(*s).is_some());
             let routes = state.routes.load();
             let group = match tx.slot {
                 Some(s) => routes.group_for(s),
                 None => routes.groups.first(),
             };
             let Some(group) = group else { return err("CLUSTERDOWN Hash slot not served") };
-            let group_id = group.id;
-            let (conn, addr) = match pinned {
-                Some(p) => (p.conn, p.addr),
-                None => (Arc::new(Mutex::new(None)), group.master.addr().to_string()),
+            let mut group_id = group.id;
+            let (conn, mut addr, watched) = match pinned {
+                Some(p) => (p.conn, p.addr, true),
+                None => (Arc::new(Mutex::new(None)), group.master.addr().to_string(), false),
             };
             let replicated = match state.options.durability {
                 Durability::Replicated { replicas, timeout } if tx.writes => Some((replicas, timeout)),
@@ -193,6 +196,22 @@ pub async fn command(
             let state = state.clone();
             let resp3 = client.resp3;
             Pending::Deferred(Box::pin(async move {
+                if let Some(slot) = migrating {
+                    if !crate::migrating::wait_settled(&state, slot).await {
+                        return merge::encode(&Frame::error(&format!(
+                            "TRYAGAIN slot {slot} is being migrated; the transaction was not run, retry it"
+                        )));
+                    }
+                    if watched {
+                        return Bytes::from_static(if resp3 { b"_\r\n" } else { b"*-1\r\n" });
+                    }
+                    let routes = state.routes.load();
+                    let Some(group) = routes.group_for(slot) else {
+                        return merge::encode(&Frame::error("CLUSTERDOWN Hash slot not served"));
+                    };
+                    group_id = group.id;
+                    addr = group.master.addr().to_string();
+                }
                 let mut guard = conn.lock().await;
                 let replies = roundtrip(&state, &mut guard, &addr, &batch, resp3).await;
                 let (exec, confirmed) = match (replies, replicated) {

@@ -27,4 +27,6 @@ pub enum TopologyError {
     BadRecord(String),
     #[error(transparent)]
     Migration(#[from] crate::migration::MigrationError),
+    #[error(transparent)]
+    Rebalance(#[from] crate::rebalance::RebalanceError),
 }

@@ -24,6 +24,11 @@ pub enum EventKind {
     SwitchoverAborted,
     SwitchoverDone,
     Configured,
+    /// An operator started a slot migration (`cluster migrate`, `cluster rebalance`).
+    MigrationStarted,
+    /// A slot migration changed state: paused, resumed or cancelled by an operator, begun or
+    /// finished by its driver.
+    MigrationChanged,
     /// A kind written by a newer zedis.
     #[serde(other)]
     Other,

@@ -8,6 +8,7 @@ pub mod event;
 pub mod group;
 pub mod migration;
 pub mod migration_progress;
+pub mod migration_summary;
 pub mod observation;
 pub mod rebalance;
 pub mod settings;
@@ -26,6 +27,7 @@ pub use migration::{
 };
 pub use migration_progress::MigrationProgress;
 pub use observation::{ObserverReport, Role, ServerObservation};
+pub use rebalance::{plan_rebalance, RebalanceError, RebalancePlan};
 pub use settings::ClusterSettings;
 pub use slot::{crc16, hash_tag, key_slot, Slot, SLOT_COUNT};
 pub use slot_map::{SlotMap, SlotRange};

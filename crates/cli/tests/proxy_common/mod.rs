@@ -114,9 +114,15 @@ impl Sandbox {
     /// Starts a sandbox with 2 groups of master + 1 replica and a proxy; returns once it
     /// printed `ready` and wrote `sandbox.json`. Panics with its output if it does not start.
     pub fn start(name: &str) -> Sandbox {
+        Sandbox::start_with(name, &[])
+    }
+
+    /// Starts a sandbox with 2 groups and a proxy, with more `zedis up` flags (`--replicas`
+    /// replaces the default of 1 replica per group).
+    pub fn start_with(name: &str, extra: &[&str]) -> Sandbox {
         let mut last = String::new();
         for attempt in 1..=3 {
-            match Sandbox::try_start(name) {
+            match Sandbox::try_start(name, extra) {
                 Ok(sb) => return sb,
                 Err(e) => {
                     eprintln!("[{name}] zedis up attempt {attempt} failed: {e}");
@@ -127,7 +133,7 @@ impl Sandbox {
         panic!("[{name}] zedis up did not start:\n{last}");
     }
 
-    fn try_start(name: &str) -> Result<Sandbox, String> {
+    fn try_start(name: &str, extra: &[&str]) -> Result<Sandbox, String> {
         let started = Instant::now();
         let root = tempfile::Builder::new()
             .prefix("zedis-proxy-e2e-")
@@ -139,7 +145,9 @@ impl Sandbox {
         let up_log = root.join("up.stderr");
         let stderr = std::fs::File::create(&up_log).map_err(|e| format!("{}: {e}", up_log.display()))?;
         let mut cmd = Command::new(ZEDIS);
-        cmd.args(["up", "--dir", dir.to_str().expect("utf-8 temp path"), "--groups", "2", "--replicas", "1"])
+        cmd.args(["up", "--dir", dir.to_str().expect("utf-8 temp path"), "--groups", "2"])
+            .args(if extra.contains(&"--replicas") { &[][..] } else { &["--replicas", "1"][..] })
+            .args(extra)
             .args(["--zk-port", &zk_port.to_string(), "--redis-port", "0", "--proxy-port", "0", "--admin-port", "0"])
             .env_remove("RUST_LOG")
             .env_remove("ZEDIS_ZK")
