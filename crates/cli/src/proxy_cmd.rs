@@ -24,6 +24,11 @@ pub struct ProxyArgs {
     /// Milliseconds a request may wait for its backend.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub request_timeout_ms: u64,
+    /// Milliseconds a command on a migrating slot may wait: for a big key being copied in
+    /// chunks to become writable, or (blocking commands, transactions, scripts, which cannot
+    /// run through the migration guard) for its slot to finish moving. Then `-TRYAGAIN`.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub migration_wait_ms: u64,
     /// When a write is acknowledged: `async` (when the master has it, as Redis) or
     /// `replicated` (only after WAIT confirms a replica has it; else an error).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Async)]
@@ -82,6 +87,7 @@ pub async fn run(global: &Global, args: ProxyArgs) -> Result<()> {
     options.backend.connections = args.backend_connections.max(1);
     options.threads = args.threads.max(1);
     options.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    options.migration_wait = Duration::from_millis(args.migration_wait_ms.max(1));
     if args.durability == DurabilityArg::Replicated {
         options.durability = Durability::Replicated {
             replicas: args.wait_replicas.max(1),

@@ -146,11 +146,14 @@ impl Workload {
 }
 
 /// Every key of the model reads back through the proxy as the model says, and lives in
-/// exactly one group (none when deleted).
-fn verify(sb: &Sandbox, model: &Model) {
+/// exactly one group (none when deleted); `more` are masters of groups added since.
+fn verify(sb: &Sandbox, model: &Model, more: &[String]) {
     let mut c = sb.conn();
     let keys: Vec<&String> = model.keys().collect();
     let mut masters: Vec<redis::Connection> = (0..sb.groups.len()).map(|g| sb.master_conn(g)).collect();
+    for addr in more {
+        masters.push(redis_conn(addr, Duration::from_secs(5)).expect("an added master"));
+    }
     let mut wrong = Vec::new();
     for chunk in keys.chunks(500) {
         let got: Vec<Option<String>> = redis::cmd("MGET").arg(chunk).query(&mut c).expect("MGET through the proxy");
@@ -268,7 +271,7 @@ fn half_the_slots_move_under_load_without_a_client_error() {
     assert!(ops > 1000, "the client barely ran ({ops} commands)");
 
     sb.phase("every key and acknowledged write reads back, from exactly one group");
-    verify(&sb, &model);
+    verify(&sb, &model, &[]);
     let after = slot_ranges(&sb);
     assert_eq!(after.iter().filter(|r| r.2 == 2).map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![(0, 16383)]);
     let st = sb.status();
@@ -320,7 +323,7 @@ fn a_paused_then_cancelled_migration_leaves_every_key_in_one_place() {
         errors.len(),
         &errors[..errors.len().min(5)]
     );
-    verify(&sb, &model);
+    verify(&sb, &model, &[]);
     let ranges = slot_ranges(&sb);
     assert_eq!((owner(&ranges, 0), owner(&ranges, 8191), owner(&ranges, 8192)), (Some(1), Some(1), Some(2)));
     let mut g2 = sb.master_conn(1);
@@ -371,7 +374,7 @@ fn a_new_controller_leader_finishes_a_migration() {
         errors.len(),
         &errors[..errors.len().min(5)]
     );
-    verify(&sb, &model);
+    verify(&sb, &model, &[]);
     assert_eq!(owner(&slot_ranges(&sb), 100), Some(2));
 }
 
@@ -512,4 +515,57 @@ fn a_big_hash_moves_in_chunks_without_blocking_the_source() {
     let big_keys = done["progress"]["big_keys"].as_u64().or_else(|| done["big_keys"].as_u64()).unwrap_or(0);
     assert_eq!(big_keys, 1, "moved in chunks: {done}");
     markers_gone(&sb);
+}
+
+fn slots_of(ranges: &[(u64, u64, u64)], group: u64) -> u64 {
+    ranges.iter().filter(|r| r.2 == group).map(|r| r.1 - r.0 + 1).sum()
+}
+
+/// After `add-group`, `rebalance` spreads the slots evenly, then by weight, while a client
+/// works; every key stays readable and in one group.
+#[test]
+fn rebalance_after_add_group_spreads_slots_by_weight() {
+    let _turn = one_at_a_time();
+    let sb = Sandbox::start_with("migration_rebalance", &["--replicas", "0"]);
+    seed(&sb, 10_000);
+    let third = zedis_testkit::RedisServer::start().expect("a third redis-server");
+    sb.phase(&format!("add group 3 ({}) and rebalance evenly", third.addr()));
+    let out = sb.zedis(&["cluster", "add-group", &third.addr()]);
+    assert!(out.status.success(), "add-group: {}", String::from_utf8_lossy(&out.stderr));
+    let load = Workload::start(&sb.proxy, 10_000);
+    let rebalance = |args: &[&str]| {
+        let mut all = vec!["cluster", "rebalance", "--wait", "--timeout", "120"];
+        all.extend_from_slice(args);
+        let out = sb.zedis(&all);
+        assert!(
+            out.status.success(),
+            "rebalance {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    rebalance(&[]);
+    let ranges = slot_ranges(&sb);
+    let counts: Vec<u64> = (1..=3).map(|g| slots_of(&ranges, g)).collect();
+    sb.phase(&format!("slots per group after an even rebalance: {counts:?}"));
+    assert_eq!(counts.iter().sum::<u64>(), 16384);
+    assert!(counts.iter().all(|c| (5461..=5462).contains(c)), "{counts:?}");
+
+    sb.phase("rebalance with weights 3=2: group 3 gets half");
+    rebalance(&["--weights", "3=2"]);
+    let ranges = slot_ranges(&sb);
+    let counts: Vec<u64> = (1..=3).map(|g| slots_of(&ranges, g)).collect();
+    sb.phase(&format!("slots per group with weights 1:1:2: {counts:?}"));
+    assert_eq!(counts, vec![4096, 4096, 8192]);
+    let (ops, errors, model) = load.finish();
+    assert!(
+        errors.is_empty(),
+        "{} client errors in {ops} commands, e.g. {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    verify(&sb, &model, &[third.addr()]);
+    let mut g3 = redis_conn(&third.addr(), Duration::from_secs(5)).expect("group 3");
+    let n: i64 = redis::cmd("DBSIZE").query(&mut g3).expect("DBSIZE");
+    assert!(n > 3000, "group 3 holds {n} keys");
 }

@@ -59,7 +59,7 @@ pub enum AdminOp {
     /// Spread the slots over the groups by weight (`cluster rebalance`); groups not named
     /// weigh 1, weight 0 empties a group.
     Rebalance {
-        #[serde(default)]
+        #[serde(default, with = "weight_pairs")]
         weights: BTreeMap<GroupId, u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate: Option<u32>,
@@ -74,6 +74,24 @@ impl AdminOp {
             AdminOp::AddServer { server, .. } => vec![server.addr.as_str()],
             _ => Vec::new(),
         }
+    }
+}
+
+/// Weights as `[[group, weight], ...]`: requests are read through `#[serde(flatten)]`, which
+/// cannot turn JSON object keys back into numbers.
+mod weight_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::group::GroupId;
+
+    pub fn serialize<S: Serializer>(weights: &BTreeMap<GroupId, u32>, s: S) -> Result<S::Ok, S::Error> {
+        weights.iter().map(|(g, w)| (*g, *w)).collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<GroupId, u32>, D::Error> {
+        Ok(Vec::<(GroupId, u32)>::deserialize(d)?.into_iter().collect())
     }
 }
 
@@ -126,6 +144,17 @@ mod tests {
         let json = serde_json::to_string(&op).unwrap();
         assert_eq!(json, r#"{"op":"set_redis_config","settings":{"maxmemory":"64mb"}}"#);
         assert_eq!(serde_json::from_str::<AdminOp>(&json).unwrap(), op);
+        let r = AdminRequest {
+            op: AdminOp::Rebalance { weights: [(3, 2), (1, 0)].into(), rate: Some(500) },
+            by: "cli".into(),
+            time_ms: 5,
+            taken_by: None,
+            taken_epoch: None,
+            outcome: None,
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"op":"rebalance","weights":[[1,0],[3,2]],"rate":500,"by":"cli","time_ms":5}"#);
+        assert_eq!(serde_json::from_str::<AdminRequest>(&json).unwrap(), r, "read back through flatten");
         let op = AdminOp::UnsetRedisConfig { names: vec!["maxmemory".into()] };
         let json = serde_json::to_string(&op).unwrap();
         assert_eq!(json, r#"{"op":"unset_redis_config","names":["maxmemory"]}"#);

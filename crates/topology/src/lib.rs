@@ -14,7 +14,6 @@ pub mod rebalance;
 pub mod settings;
 pub mod slot;
 pub mod slot_map;
-pub mod slot_tag;
 pub mod topology;
 
 pub use addr::{parse_addr, split_addr};
@@ -31,5 +30,4 @@ pub use rebalance::{plan_rebalance, RebalanceError, RebalancePlan};
 pub use settings::ClusterSettings;
 pub use slot::{crc16, hash_tag, key_slot, Slot, SLOT_COUNT};
 pub use slot_map::{SlotMap, SlotRange};
-pub use slot_tag::slot_tag;
 pub use topology::{GroupSpec, Topology};
