@@ -219,6 +219,18 @@ fn wait_state(sb: &Sandbox, id: u64, state: &str, timeout: Duration) -> Value {
     })
 }
 
+/// Waits until migration `id` has moved at least `n` keys; returns its record.
+fn wait_moved(sb: &Sandbox, id: u64, n: u64) -> Value {
+    wait_until(Duration::from_secs(60), &format!("{n} keys moved"), || {
+        let m = migration(sb, id);
+        if keys_moved(&m) >= n {
+            Ok(m)
+        } else {
+            Err(format!("{m}"))
+        }
+    })
+}
+
 /// The slot ranges `(from, to, group)` of `status --json`.
 fn slot_ranges(sb: &Sandbox) -> Vec<(u64, u64, u64)> {
     sb.status()["slots"]
@@ -294,14 +306,7 @@ fn a_paused_then_cancelled_migration_leaves_every_key_in_one_place() {
     let load = Workload::start(&sb.proxy, 20_000);
     sb.phase("move 0-8191 to group 2 at 2,000 keys/s");
     let id = migrate(&sb, &["--slots", "0-8191", "--to", "2", "--rate", "2000"]);
-    wait_until(Duration::from_secs(60), "3,000 keys moved", || {
-        let m = migration(&sb, id);
-        if keys_moved(&m) >= 3000 {
-            Ok(())
-        } else {
-            Err(format!("{m}"))
-        }
-    });
+    wait_moved(&sb, id, 3000);
     sb.phase("pause: the mover stops");
     let out = sb.zedis(&["cluster", "migration", "pause", &id.to_string()]);
     assert!(out.status.success(), "pause: {}", String::from_utf8_lossy(&out.stderr));
@@ -344,14 +349,7 @@ fn a_new_controller_leader_finishes_a_migration() {
     seed(&sb, 20_000);
     let load = Workload::start(&sb.proxy, 20_000);
     let id = migrate(&sb, &["--slots", "0-8191", "--to", "2", "--rate", "2500"]);
-    let m = wait_until(Duration::from_secs(60), "2,000 keys moved", || {
-        let m = migration(&sb, id);
-        if keys_moved(&m) >= 2000 {
-            Ok(m)
-        } else {
-            Err(format!("{m}"))
-        }
-    });
+    let m = wait_moved(&sb, id, 2000);
     let leader = m["progress"]["by"].as_str().or_else(|| m["by"].as_str()).unwrap_or_default().to_string();
     let pid = sb.json["controllers"]
         .as_array()
