@@ -2,7 +2,7 @@
 CARGO ?= cargo
 UP_ARGS ?=
 
-.PHONY: deps build release up test lint fmt bench-failover bench-proxy bench-coord bench-config clean
+.PHONY: deps build release up test lint fmt bench-failover bench-proxy bench-coord bench-config bench-migrate clean
 
 deps:
 	@scripts/ensure-deps.sh
@@ -49,6 +49,11 @@ bench-coord: deps
 bench-config: deps
 	$(CARGO) build --release -p zedis-bench-config
 	target/release/zedis-bench-config
+
+## Slot migration keys/s and MB/s against raw SCAN+MIGRATE of the same keys; client p50/p99 through the proxy during the move.
+bench-migrate: deps
+	$(CARGO) build --release -p zedis-cli -p zedis-bench-migrate
+	target/release/zedis-bench-migrate
 
 clean:
 	$(CARGO) clean

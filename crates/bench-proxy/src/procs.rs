@@ -7,7 +7,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -15,27 +14,14 @@ use anyhow::{bail, Context, Result};
 /// How many lines of a log an error shows.
 const TAIL_LINES: usize = 20;
 
-/// Set by SIGINT / SIGTERM; every wait checks it, so the benchmark unwinds and its drops stop
-/// every process and remove the working directory.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// Turns SIGINT and SIGTERM into [`check_interrupted`] errors.
 pub fn install_signal_handlers() {
-    let handler = on_signal as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-    }
+    zedis_testkit::interrupt::install();
 }
 
 /// Fails once SIGINT or SIGTERM has arrived.
 pub fn check_interrupted() -> Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
+    if zedis_testkit::interrupt::interrupted() {
         bail!("interrupted");
     }
     Ok(())

@@ -48,6 +48,7 @@ compile_error!("zedis-testkit spawns and signals Unix processes; it only builds 
 mod dir;
 mod ensemble;
 mod error;
+pub mod interrupt;
 mod port;
 mod process;
 mod redis;
