@@ -37,8 +37,9 @@ async fn connect_cluster(options: &ControllerOptions) -> Cluster {
     }
 }
 
-/// The cluster as the config mirror's write target; its epoch tells the mirror about failovers
-/// (a promoted replica may lack the last writes, so the mirror compares everything again).
+/// The cluster as the config mirror's write target; its masters' generation tells the mirror
+/// about failovers (a promoted replica may lack the last writes, so the mirror compares
+/// everything again). Slot migrations move keys whole and need no resync.
 struct ClusterTarget(Cluster);
 
 impl MirrorTarget for ClusterTarget {
@@ -48,7 +49,7 @@ impl MirrorTarget for ClusterTarget {
     }
 
     fn epoch(&self) -> Option<u64> {
-        Some(self.0.epoch())
+        Some(self.0.masters_generation())
     }
 }
 

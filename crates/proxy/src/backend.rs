@@ -380,6 +380,26 @@ impl ServerPool {
         }
     }
 
+    /// Queues a `PING` behind whatever is queued on each live connection of this server: once
+    /// they are all answered, so is everything sent before. See [`PoolRegistry::drain_all`].
+    ///
+    /// [`PoolRegistry::drain_all`]: crate::route_table::PoolRegistry::drain_all
+    pub fn ping_behind(&self) -> Vec<oneshot::Receiver<Reply>> {
+        const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+        let mut answers = Vec::new();
+        for set in &self.live {
+            for live in set {
+                let shared = live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some(shared) = shared.filter(|s| s.alive.load(Ordering::Relaxed)) {
+                    let (tx, rx) = oneshot::channel();
+                    shared.push([(PING, tx)]);
+                    answers.push(rx);
+                }
+            }
+        }
+        answers
+    }
+
     /// Which connection set (RESP2/RESP3) and which connection in it serve `lane`: the
     /// connections of the worker thread we run on, so a session and its backend connections
     /// share a thread.

@@ -107,6 +107,19 @@ impl Cluster {
         self.state.routes.load().epoch
     }
 
+    /// A number that changes when a group's master changes (a failover, a group added or
+    /// removed), and not with other topology changes such as slot migrations: what a writer
+    /// that must re-check its data after a failover watches.
+    pub fn masters_generation(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let routes = self.state.routes.load();
+        let mut masters: Vec<(u32, &str)> = routes.groups.iter().map(|g| (g.id, g.master.addr())).collect();
+        masters.sort_unstable();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        masters.hash(&mut h);
+        h.finish()
+    }
+
     /// Runs one command and returns its reply; an error reply becomes `ClusterError::Reply`.
     pub async fn query<I, A>(&self, args: I) -> Result<Frame, ClusterError>
     where

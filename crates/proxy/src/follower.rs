@@ -79,6 +79,8 @@ pub async fn follow(
                 state.pools.retain(&topo.value);
                 state.routes.store(Arc::new(RouteTable::build(&topo.value, &state.pools)));
                 state.metrics.topology_epoch.store(topo.value.epoch, std::sync::atomic::Ordering::Relaxed);
+                // What went out under the old table is answered before we say we have the new.
+                state.pools.drain_all(state.options.request_timeout).await;
                 tracing::info!(epoch = topo.value.epoch, "applied topology");
             }
             let reg = Registration {

@@ -139,6 +139,22 @@ impl PoolRegistry {
         pools.entry(addr.to_string()).or_insert_with(|| Arc::new(ServerPool::new(addr, self.options.clone()))).clone()
     }
 
+    /// Waits (at most `timeout`) until every request queued so far on any backend connection
+    /// has been answered. A router calls it after applying a new topology and before saying so
+    /// in ZooKeeper, so that nothing it sent under the old one reaches a server after the
+    /// controller acted on the new one (e.g. set a migration's marker).
+    pub async fn drain_all(&self, timeout: std::time::Duration) {
+        let pools: Vec<Arc<ServerPool>> =
+            self.pools.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let answers: Vec<_> = pools.iter().flat_map(|p| p.ping_behind()).collect();
+        let _ = tokio::time::timeout(timeout, async {
+            for rx in answers {
+                let _ = rx.await;
+            }
+        })
+        .await;
+    }
+
     /// Drops pools of servers no longer in the topology.
     pub fn retain(&self, topology: &Topology) {
         let wanted = topology.server_addrs();

@@ -40,9 +40,10 @@ pub trait MirrorTarget: Send + Sync + 'static {
     /// [`TargetError::Reply`].
     fn query(&self, args: Vec<Vec<u8>>) -> impl Future<Output = Result<redis::Value, TargetError>> + Send;
 
-    /// The topology epoch the target routes with, if it has one. A change means a failover
-    /// may have happened, and a promoted replica may lack the mirror's last writes: the
-    /// mirror then compares everything again.
+    /// A number that changes when the target's masters may have changed (e.g. the topology
+    /// epoch, or better a generation of its masters), if it has one. A change means a
+    /// failover may have happened, and a promoted replica may lack the mirror's last writes:
+    /// the mirror then compares everything again.
     fn epoch(&self) -> Option<u64> {
         None
     }
