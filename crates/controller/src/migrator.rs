@@ -471,6 +471,11 @@ impl Driver {
                 for batch in keys.chunks(size.max(1)) {
                     self.move_batch(m, from_addr, &to_addr, batch).await?;
                 }
+                // MIGRATE deletes on the sender: let a replica have the deletes before going
+                // on, so a failover of the sender cannot bring back more than the last batch.
+                if topo.group(from).is_some_and(|g| g.replicas().count() > 0) {
+                    let _: i64 = self.on(from_addr, redis::cmd("WAIT").arg(1).arg(200)).await?;
+                }
             }
             if cursor == 0 {
                 return Ok(found);
