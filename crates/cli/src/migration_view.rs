@@ -11,7 +11,7 @@ pub struct MigrationView {
     /// The topology's record (`rate` there is the limit, keys/s, null for none).
     #[serde(flatten)]
     pub migration: Migration,
-    /// Groups its pending slots come from (empty once it has finished).
+    /// Groups its slots come from: those of the pending slots, or all once it has finished.
     pub sources: Vec<GroupId>,
     pub slots_done: usize,
     pub slots_total: usize,
@@ -30,7 +30,7 @@ impl MigrationView {
         let slots_done = if m.state == MigrationState::Done { slots_total } else { m.moved as usize };
         MigrationView {
             migration: m.clone(),
-            sources: sources(&m.pending),
+            sources: if m.pending.is_empty() { m.sources.clone() } else { sources(&m.pending) },
             slots_done,
             slots_total,
             started_ms,
@@ -43,7 +43,7 @@ impl MigrationView {
         state_name(self.migration.state)
     }
 
-    /// `1→2`, `1+3→2`, or `→2` once finished (its sources are no longer recorded).
+    /// `1→2`, `1+3→2` (`→2` for a record written before sources were kept).
     pub fn direction(&self) -> String {
         let from: Vec<String> = self.sources.iter().map(|g| g.to_string()).collect();
         format!("{}→{}", from.join("+"), self.migration.target)
@@ -166,7 +166,17 @@ mod tests {
     use super::*;
 
     fn migration(state: MigrationState, pending: Vec<SlotMove>, moved: u32) -> Migration {
-        Migration { id: 3, target: 2, pending, moved, state, since_epoch: 4, rate: Some(500), finished_epoch: None }
+        Migration {
+            id: 3,
+            target: 2,
+            pending,
+            moved,
+            state,
+            since_epoch: 4,
+            rate: Some(500),
+            sources: vec![1, 3],
+            finished_epoch: None,
+        }
     }
 
     #[test]
@@ -204,7 +214,11 @@ mod tests {
         assert_eq!(preparing.progress_text(), "preparing   slots 0/10  (no progress reported yet)");
         assert_eq!(serde_json::to_value(&preparing).unwrap()["progress"], serde_json::Value::Null);
         let done = MigrationView::new(&migration(MigrationState::Done, vec![], 10), None, Some(0), 125_000);
-        assert_eq!((done.slots_done, done.slots_total, done.direction()), (10, 10, "→2".to_string()));
+        assert_eq!(
+            (done.slots_done, done.slots_total, done.direction()),
+            (10, 10, "1+3→2".to_string()),
+            "sources kept"
+        );
         assert!(render_table(&[done]).lines().nth(1).unwrap().contains("2m05s"));
         assert!(render_table(&[]).starts_with("no migrations"));
     }

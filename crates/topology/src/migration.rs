@@ -85,6 +85,9 @@ pub struct Migration {
     /// Keys per second the mover may move (None: as fast as it goes).
     #[serde(default)]
     pub rate: Option<u32>,
+    /// The groups its slots came from (kept after they have moved, for listings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<GroupId>,
     /// The epoch that finished it (`Done` or `Cancelled`): its markers may go once every
     /// router has applied it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,6 +264,7 @@ impl Topology {
         let mut next = self.clone();
         next.epoch += 1;
         let id = self.migrations.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        let sources = crate::migration_summary::sources(&pending);
         next.migrations.push(Migration {
             id,
             target,
@@ -269,6 +273,7 @@ impl Topology {
             state: MigrationState::Preparing,
             since_epoch: next.epoch,
             rate,
+            sources,
             finished_epoch: None,
         });
         next.trim_finished();
@@ -471,6 +476,7 @@ mod tests {
     #[test]
     fn finishing_commits_every_pending_slot_at_once() {
         let (t, id) = two_groups().start_migration(&[(0, 9), (20, 29)], 2, None).unwrap();
+        assert_eq!(t.migrations[0].sources, vec![1]);
         assert!(t.finish_migration(id).is_err(), "not moving yet");
         let t = t.migration_action(id, MigrationAction::Begin).unwrap();
         let done = t.finish_migration(id).unwrap();
@@ -511,7 +517,17 @@ mod tests {
     }
 
     fn mig(id: MigrationId, state: MigrationState, pending: Vec<SlotMove>, target: GroupId) -> Migration {
-        Migration { id, target, pending, moved: 0, state, since_epoch: 5, rate: None, finished_epoch: None }
+        Migration {
+            id,
+            target,
+            pending,
+            moved: 0,
+            state,
+            since_epoch: 5,
+            rate: None,
+            sources: Vec::new(),
+            finished_epoch: None,
+        }
     }
 
     #[test]
