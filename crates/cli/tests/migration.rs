@@ -493,9 +493,12 @@ fn a_big_hash_moves_in_chunks_without_blocking_the_source() {
             Err(format!("{m}"))
         }
     });
-    let mut c = sb.conn();
+    // The write waits while the hash is held (up to the proxy's --migration-wait-ms).
+    let mut c = redis_conn(&sb.proxy, Duration::from_secs(30)).expect("proxy connection");
+    let t = Instant::now();
     let added: i64 = redis::cmd("HSET").arg(big).arg("during").arg("1").query(&mut c).expect("HSET during the move");
     assert_eq!(added, 1);
+    sb.phase(&format!("HSET during the move answered after {:?}", t.elapsed()));
     let done = wait_state(&sb, id, "done", Duration::from_secs(120));
     stop.store(true, Ordering::Relaxed);
     let (worst, pings) = pinger.join().expect("pinger");

@@ -93,19 +93,38 @@ async fn copy_scanned(
     kind: &str,
     chunk: usize,
 ) -> Result<(), MoveError> {
-    let (scan, write) = match kind {
+    let (scan, write_cmd) = match kind {
         "hash" => ("HSCAN", "HSET"),
         "set" => ("SSCAN", "SADD"),
         "zset" => ("ZSCAN", "ZADD"),
         other => return Err(MoveError::Other(format!("cannot copy a {other} in chunks"))),
     };
+    // The next chunk is read while the last one is written: the two servers work in parallel.
+    let (mut reader, mut writer) = (from.clone(), to.clone());
     let mut cursor: u64 = 0;
+    let mut finished = false;
+    let mut pending: Option<redis::Cmd> = None;
     loop {
         leadership.check()?;
-        let (next, items): (u64, Vec<Vec<u8>>) =
-            from.query(redis::cmd(scan).arg(key).arg(cursor).arg("COUNT").arg(chunk)).await?;
-        if !items.is_empty() {
-            let mut cmd = redis::cmd(write);
+        let scan_cmd = redis::cmd(scan).arg(key).arg(cursor).arg("COUNT").arg(chunk).clone();
+        let write = async {
+            match &pending {
+                Some(cmd) => writer.query::<Value>(cmd).await.map(|_| ()),
+                None => Ok(()),
+            }
+        };
+        let read = async {
+            if finished {
+                Ok(None)
+            } else {
+                reader.query::<(u64, Vec<Vec<u8>>)>(&scan_cmd).await.map(Some)
+            }
+        };
+        let (written, read) = tokio::join!(write, read);
+        written?;
+        let Some((next, items)) = read? else { return Ok(()) };
+        pending = (!items.is_empty()).then(|| {
+            let mut cmd = redis::cmd(write_cmd);
             cmd.arg(temp);
             match kind {
                 // ZSCAN gives member, score; ZADD takes score, member.
@@ -122,10 +141,11 @@ async fn copy_scanned(
                     }
                 }
             }
-            let _: Value = to.query(&cmd).await?;
-        }
+            cmd
+        });
         cursor = next;
-        if cursor == 0 {
+        finished = next == 0;
+        if finished && pending.is_none() {
             return Ok(());
         }
     }

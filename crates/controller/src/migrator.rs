@@ -47,7 +47,7 @@ impl Default for MoverOptions {
             batch: 100,
             scan_count: 1000,
             big_key_bytes: 8 << 20,
-            chunk: 1000,
+            chunk: 2000,
             timeout: Duration::from_secs(10),
             tick: Duration::from_millis(100),
         }
