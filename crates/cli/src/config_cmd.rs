@@ -13,7 +13,7 @@ use zedis_recipes::config::{
     Source,
 };
 
-use crate::common::{stop_signal, Global};
+use crate::common::{format_utc, stop_signal, Global};
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
@@ -402,7 +402,7 @@ async fn list(global: &Global, args: ListArgs) -> Result<()> {
                 k.clone(),
                 format!("v{}{}", r.version, if r.is_canary_candidate() { " (canary)" } else { "" }),
                 r.format.to_string(),
-                format_time(r.time_ms),
+                format_utc(r.time_ms),
                 r.author.clone(),
                 preview(&r.value),
             ]
@@ -429,7 +429,7 @@ async fn history(global: &Global, args: HistoryArgs) -> Result<()> {
             };
             vec![
                 format!("v{}", r.version),
-                format_time(r.time_ms),
+                format_utc(r.time_ms),
                 r.author.clone(),
                 what,
                 r.comment.clone(),
@@ -515,7 +515,7 @@ async fn canary(global: &Global, cmd: CanaryCommand) -> Result<()> {
                         r.version,
                         selector.join(","),
                         r.author,
-                        format_time(r.time_ms),
+                        format_utc(r.time_ms),
                         preview(&r.value)
                     );
                 }
@@ -568,7 +568,7 @@ fn warn_if_stale(namespace: &str, source: Source) {
     if let Source::LocalSnapshot { taken_at_ms } = source {
         eprintln!(
             "zedis: warning: ZooKeeper is unreachable; {namespace} is served from the local snapshot taken at {}",
-            format_time(taken_at_ms)
+            format_utc(taken_at_ms)
         );
     }
 }
@@ -634,33 +634,9 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// `2024-05-01T12:34:56.789Z` (UTC) for milliseconds since the Unix epoch.
-fn format_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_format() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_time(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(format_time(1_714_566_896_789), "2024-05-01T12:34:56.789Z");
-    }
 
     #[test]
     fn previews() {

@@ -1,18 +1,16 @@
 //! `zedis election ...`: run a command while this process leads an election; show the leader.
 
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tokio::process::{Child, Command};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use zedis_recipes::leader::{current_leader, default_id, ElectionOptions, LeaderInfo, LeaderLatch};
 use zedis_recipes::Hold;
 
-use crate::common::Global;
+use crate::common::{exit_code, format_utc, Global, Signals};
+use zedis_topology::now_ms;
 
 /// Exit code of `election run` when the leadership was lost and CMD was stopped (EX_TEMPFAIL:
 /// try again).
@@ -302,35 +300,6 @@ async fn resign(latch: &LeaderLatch, zk: &zedis_coord::Zk) {
     }
 }
 
-/// The shell's view of a status: the code, or 128+N for death by signal N.
-fn exit_code(status: ExitStatus) -> i32 {
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1)
-}
-
-/// SIGINT and SIGTERM, as their numbers.
-struct Signals {
-    int: Signal,
-    term: Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-        })
-    }
-
-    /// # Cancellation safety
-    /// Safe: a signal that arrives while nobody waits is kept for the next call.
-    async fn recv(&mut self) -> i32 {
-        tokio::select! {
-            _ = self.int.recv() => libc::SIGINT,
-            _ = self.term.recv() => libc::SIGTERM,
-        }
-    }
-}
-
 /// Prints the one-line reason and exits with `code`.
 fn fail(code: i32, reason: &str) -> ! {
     eprintln!("zedis: {}", reason.replace('\n', " "));
@@ -343,44 +312,9 @@ fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the Unix epoch.
-fn format_utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, (rem / 60) % 60, rem % 60, ms % 1000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(format_utc(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
-        assert_eq!(format_utc(4_102_444_800_000), "2100-01-01T00:00:00.000Z");
-    }
-
-    #[test]
-    fn exit_codes() {
-        assert_eq!(exit_code(ExitStatus::from_raw(7 << 8)), 7);
-        assert_eq!(exit_code(ExitStatus::from_raw(libc::SIGTERM)), 128 + libc::SIGTERM);
-    }
 
     #[test]
     fn text_form() {

@@ -1,20 +1,19 @@
 //! `zedis lock run NAME -- CMD ...` (run a command while holding a ZooKeeper lock) and
 //! `zedis lock list` (holders, fencing tokens, waiters).
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::process::Child;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use zedis_coord::Zk;
 use zedis_recipes::lock::{list_locks, lock_state, ContenderState, LockGuard, LockOptions, LockState, ZkLock};
 use zedis_recipes::Hold;
 
-use crate::common::Global;
+use crate::common::{exit_code, Global, Signals};
+use zedis_topology::now_ms;
 
 /// How long a mirror connection may take to set up before `lock run` goes on without it.
 const MIRROR_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -221,7 +220,7 @@ async fn run_locked(global: &Global, args: RunArgs) -> Result<()> {
             close_session(zk).await;
             let code = match got_signal {
                 Some(sig) => 128 + sig,
-                None => status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+                None => exit_code(status),
             };
             std::process::exit(code);
         }
@@ -260,32 +259,6 @@ fn terminal_sent_it() -> bool {
     unsafe {
         let foreground = libc::tcgetpgrp(libc::STDIN_FILENO);
         foreground != -1 && foreground == libc::getpgrp()
-    }
-}
-
-/// SIGINT and SIGTERM as a stream.
-struct Signals {
-    int: Signal,
-    term: Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Signals> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
-            term: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
-        })
-    }
-
-    /// The next signal's number.
-    ///
-    /// # Cancellation safety
-    /// Safe: a signal that arrives while no one waits is delivered at the next call.
-    async fn recv(&mut self) -> i32 {
-        tokio::select! {
-            _ = self.int.recv() => libc::SIGINT,
-            _ = self.term.recv() => libc::SIGTERM,
-        }
     }
 }
 
@@ -399,10 +372,6 @@ fn render(locks: &[LockState], now_ms: u64) -> String {
         }
     }
     out
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Parses `500ms`, `10s`, `1.5s`, `2m`, `1h` (a bare number is seconds).
