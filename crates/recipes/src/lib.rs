@@ -7,6 +7,7 @@
 //! `FooOptions` struct; holders learn that they may have lost, or have lost, what they hold
 //! through a [`LossSignal`].
 
+mod backoff;
 pub mod config;
 pub mod discovery;
 pub mod fenced_resource;

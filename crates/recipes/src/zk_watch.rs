@@ -3,7 +3,33 @@
 
 use std::time::Duration;
 
-use zookeeper_client::{AddWatchMode, Client, Error, PersistentWatcher, SessionState};
+use zookeeper_client::{AddWatchMode, Client, Error, PersistentWatcher, SessionState, WatchedEvent};
+
+/// Most events taken in one go after a first one, before the follower acts on them.
+const EVENT_BATCH: usize = 1024;
+
+/// Passes `first`, then every event already waiting on `watcher` (at most [`EVENT_BATCH`]),
+/// to `note`, so a burst of changes is acted on once. False as soon as `note` says the
+/// session is over (the watcher must not be polled again).
+pub(crate) async fn take_ready(
+    watcher: &mut PersistentWatcher,
+    first: WatchedEvent,
+    mut note: impl FnMut(WatchedEvent) -> bool,
+) -> bool {
+    if !note(first) {
+        return false;
+    }
+    for _ in 0..EVENT_BATCH {
+        tokio::select! {
+            biased;
+            event = watcher.changed() => if !note(event) {
+                return false;
+            },
+            () = std::future::ready(()) => break,
+        }
+    }
+    true
+}
 
 /// What a session event on a persistent watcher means to a follower of a subtree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -34,7 +34,7 @@ use super::paths::{check_namespace, ConfigPaths, PathKind};
 use super::record::{now_ms, ConfigRecord};
 use super::session::{Backoff, Keeper, Session};
 use super::store::{list_namespaces, read_key, read_namespace};
-use crate::zk_watch::{rewatch, session_turn, SessionTurn};
+use crate::zk_watch::{rewatch, session_turn, take_ready, SessionTurn};
 
 /// How a [`ConfigMirror`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,8 +93,6 @@ pub struct ConfigMirror<T> {
 
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-/// Watch events taken in one go before syncing.
-const EVENT_BATCH: usize = 1024;
 /// Keys asked for per `SCAN` step.
 const SCAN_COUNT: usize = 1000;
 
@@ -248,17 +246,8 @@ impl<T: MirrorTarget> ConfigMirror<T> {
             }
             tokio::select! {
                 event = watcher.changed() => {
-                    if !self.note(event, &mut pending, &mut rearm) {
+                    if !take_ready(&mut watcher, event, |e| self.note(e, &mut pending, &mut rearm)).await {
                         return;
-                    }
-                    for _ in 0..EVENT_BATCH {
-                        tokio::select! {
-                            biased;
-                            event = watcher.changed() => if !self.note(event, &mut pending, &mut rearm) {
-                                return;
-                            },
-                            () = std::future::ready(()) => break,
-                        }
                     }
                     let waiting = pending.len();
                     self.stats.send_modify(|s| {

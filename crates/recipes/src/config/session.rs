@@ -6,10 +6,11 @@
 //! `Option<Session>`: `None` while there is no session, then each new session with a higher
 //! `generation`. Watches and the mirror re-read everything when the session changes.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 use zedis_coord::{Zk, ZkOptions};
+
+use crate::backoff::connect_retrying;
+pub(crate) use crate::backoff::Backoff;
 
 /// One ZooKeeper session and its place in the keeper's succession.
 #[derive(Clone, Debug)]
@@ -36,10 +37,6 @@ pub(crate) struct Keeper {
     rx: watch::Receiver<Option<Session>>,
 }
 
-/// Delays between attempts to open a session.
-const RECONNECT_MIN: Duration = Duration::from_millis(200);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
-
 impl Keeper {
     /// Keeps `first` (or, if `None`, keeps trying to open a session); `options` are used for
     /// every later session. Must be called within a tokio runtime.
@@ -59,30 +56,6 @@ impl Keeper {
         let mut rx = self.rx.clone();
         rx.mark_unchanged();
         rx
-    }
-}
-
-/// Doubling delays between `min` and `max`.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, next: min }
-    }
-
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -112,23 +85,7 @@ async fn keep(tx: watch::Sender<Option<Session>>, options: ZkOptions) {
                 }
             }
             None => {
-                let mut backoff = Backoff::new(RECONNECT_MIN, RECONNECT_MAX);
-                let zk = loop {
-                    tokio::select! {
-                        result = Zk::connect(&options) => match result {
-                            Ok(zk) => break zk,
-                            Err(error) => {
-                                let delay = backoff.next_delay();
-                                tracing::debug!(%error, retry_in = ?delay, "cannot open a ZooKeeper session yet");
-                                tokio::select! {
-                                    _ = tokio::time::sleep(delay) => {}
-                                    _ = tx.closed() => return,
-                                }
-                            }
-                        },
-                        _ = tx.closed() => return,
-                    }
-                };
+                let Some(zk) = connect_retrying(&options, tx.closed()).await else { return };
                 let session_id = zk.client().session_id().0;
                 tracing::info!(generation, session_id = format_args!("{session_id:#x}"), "ZooKeeper session opened");
                 if tx.send(Some(Session { zk, generation })).is_err() {
@@ -136,19 +93,5 @@ async fn keep(tx: watch::Sender<Option<Session>>, options: ZkOptions) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_max() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
-        let delays: Vec<u128> = (0..4).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 350, 350]);
-        b.reset();
-        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 }

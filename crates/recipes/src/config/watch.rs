@@ -27,7 +27,7 @@ use super::record::ConfigRecord;
 use super::session::{Backoff, Session};
 use super::store::read_key;
 use super::value::Source;
-use crate::zk_watch::{rewatch, session_turn, SessionTurn};
+use crate::zk_watch::{rewatch, session_turn, take_ready, SessionTurn};
 
 /// One change of one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,8 +64,6 @@ pub struct WatchStatus {
 
 /// Events queued for a slow consumer before the watch stops reading ZooKeeper.
 const EVENT_QUEUE: usize = 1024;
-/// ZooKeeper events taken in one go before re-reading, so a burst costs one read per key.
-const EVENT_BATCH: usize = 1024;
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -269,17 +267,8 @@ impl Follower {
             }
             tokio::select! {
                 event = watcher.changed() => {
-                    if !self.note(event, &mut full, &mut rearm, &mut dirty) {
+                    if !take_ready(&mut watcher, event, |e| self.note(e, &mut full, &mut rearm, &mut dirty)).await {
                         return Ok(());
-                    }
-                    for _ in 0..EVENT_BATCH {
-                        tokio::select! {
-                            biased;
-                            event = watcher.changed() => if !self.note(event, &mut full, &mut rearm, &mut dirty) {
-                                return Ok(());
-                            },
-                            () = std::future::ready(()) => break,
-                        }
                     }
                 }
                 _ = sleep_until(retry_at), if retry_at.is_some() => {}

@@ -18,13 +18,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use zookeeper_client::{AddWatchMode, Client, EventType};
 
-use super::backoff::Backoff;
 use super::error::Result;
 use super::instance::ServiceInstance;
 use super::keeper::{Session, SessionKeeper};
 use super::paths::{check_service, PathKind, ServicePaths};
 use super::picker::Picker;
 use super::reader::{read_instance, read_service};
+use crate::backoff::Backoff;
 use crate::zk_watch::{rewatch, session_turn, SessionTurn};
 
 /// What a [`ServiceCache`] knows at one moment.

@@ -7,13 +7,11 @@
 //! `generation`) after each expiry. Users re-do their session-bound work (ephemeral nodes,
 //! watches) when the generation changes.
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 use zedis_coord::{Zk, ZkOptions};
 
-use super::backoff::Backoff;
 use super::error::Result;
+use crate::backoff::connect_retrying;
 
 /// One ZooKeeper session and its place in the keeper's succession.
 #[derive(Clone, Debug)]
@@ -31,10 +29,6 @@ pub struct SessionKeeper {
     rx: watch::Receiver<Session>,
     options: ZkOptions,
 }
-
-/// Delays between attempts to open a replacement session.
-const RECONNECT_MIN: Duration = Duration::from_millis(200);
-const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 impl SessionKeeper {
     /// Opens the first session (failing like [`Zk::connect`] if ZooKeeper cannot be reached)
@@ -92,23 +86,7 @@ async fn keep(tx: watch::Sender<Session>, options: ZkOptions) {
         let generation = session.generation;
         drop(session);
         tracing::warn!(generation, ?state, hosts = %options.hosts, "ZooKeeper session ended; opening a new one");
-        let mut backoff = Backoff::new(RECONNECT_MIN, RECONNECT_MAX);
-        let zk = loop {
-            tokio::select! {
-                result = Zk::connect(&options) => match result {
-                    Ok(zk) => break zk,
-                    Err(error) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(%error, retry_in = ?delay, "cannot open a new ZooKeeper session");
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = tx.closed() => return,
-                        }
-                    }
-                },
-                _ = tx.closed() => return,
-            }
-        };
+        let Some(zk) = connect_retrying(&options, tx.closed()).await else { return };
         let session_id = zk.client().session_id().0;
         if tx.send(Session { zk, generation: generation + 1 }).is_err() {
             return;

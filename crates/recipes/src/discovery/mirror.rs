@@ -26,13 +26,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use zookeeper_client::{AddWatchMode, Client, EventType, WatchedEvent};
 
-use super::backoff::Backoff;
 use super::error::{DiscoveryError, Result};
 use super::keeper::SessionKeeper;
 use super::mirror_plan::{service_key, service_of_key, MirrorPlan, SERVICES_KEY_PREFIX};
 use super::paths::{check_service, PathKind, ServicePaths};
 use super::reader::{list_services, read_service};
-use crate::zk_watch::{rewatch, session_turn, SessionTurn};
+use crate::backoff::Backoff;
+use crate::zk_watch::{rewatch, session_turn, take_ready, SessionTurn};
 
 /// How a [`ServiceMirror`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,9 +73,6 @@ pub struct ServiceMirror<C = ConnectionManager> {
 
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-/// Watch events taken in one go before syncing, so a burst of registrations costs one pass
-/// per service instead of one per event.
-const EVENT_BATCH: usize = 1024;
 /// Keys asked for per `SCAN` step.
 const SCAN_COUNT: usize = 1000;
 
@@ -198,17 +195,8 @@ where
             }
             tokio::select! {
                 event = watcher.changed() => {
-                    if !self.note(event, &mut pending, &mut rearm) {
+                    if !take_ready(&mut watcher, event, |e| self.note(e, &mut pending, &mut rearm)).await {
                         return;
-                    }
-                    for _ in 0..EVENT_BATCH {
-                        tokio::select! {
-                            biased;
-                            event = watcher.changed() => if !self.note(event, &mut pending, &mut rearm) {
-                                return;
-                            },
-                            () = std::future::ready(()) => break,
-                        }
                     }
                 }
                 _ = tokio::time::sleep_until(next_full) => {

@@ -28,7 +28,6 @@
 //! # Ok(()) }
 //! ```
 
-mod backoff;
 pub mod cache;
 pub mod client;
 pub mod error;

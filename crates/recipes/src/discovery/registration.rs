@@ -20,11 +20,11 @@ use tokio::time::Instant;
 use zedis_coord::Zk;
 use zookeeper_client::{Acls, CreateMode, CreateOptions, EventType, WatchedEvent};
 
-use super::backoff::Backoff;
 use super::error::{DiscoveryError, Result};
 use super::instance::{now_millis, ServiceInstance};
 use super::keeper::{Session, SessionKeeper};
 use super::paths::ServicePaths;
+use crate::backoff::Backoff;
 
 /// Where a registration stands.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use rand::Rng;
+use zedis_coord::{Zk, ZkOptions};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
@@ -27,6 +28,36 @@ impl Backoff {
 
     pub(crate) fn reset(&mut self) {
         self.current = self.min;
+    }
+}
+
+/// Delays between attempts to open a ZooKeeper session.
+const RECONNECT_MIN: Duration = Duration::from_millis(200);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// Opens a ZooKeeper session, retrying with backoff, until one opens or `closed` completes
+/// (nobody wants it any more: `None`).
+///
+/// # Cancellation safety
+/// Safe: nothing is held between attempts.
+pub(crate) async fn connect_retrying(options: &ZkOptions, closed: impl std::future::Future<Output = ()>) -> Option<Zk> {
+    let mut backoff = Backoff::new(RECONNECT_MIN, RECONNECT_MAX);
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            result = Zk::connect(options) => match result {
+                Ok(zk) => return Some(zk),
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, retry_in = ?delay, hosts = %options.hosts, "cannot open a ZooKeeper session yet");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = &mut closed => return None,
+                    }
+                }
+            },
+            _ = &mut closed => return None,
+        }
     }
 }
 
