@@ -335,28 +335,7 @@ impl Inner {
     /// keys that could not be read.
     pub(crate) async fn refresh_namespace(&self, session: &Session, namespace: &str) -> Result<HashSet<String>> {
         let read = read_namespace(session.zk.client(), &self.paths, namespace).await?;
-        self.with_view(namespace, |view| {
-            for (key, state) in &read.keys {
-                let seen = effective(
-                    state.released.as_ref().map(|s| &s.record),
-                    state.canary.as_ref().map(|s| &s.record),
-                    &self.options.labels,
-                );
-                view.observe(key, seen);
-            }
-            let gone: Vec<String> = view
-                .entries
-                .keys()
-                .filter(|k| !read.keys.contains_key(*k) && !read.unreadable.contains(*k))
-                .cloned()
-                .collect();
-            for key in gone {
-                view.observe(&key, None);
-            }
-            view.complete = true;
-            view.source = Source::ZooKeeper;
-            view.refreshed_ms = now_ms();
-        });
+        self.with_view(namespace, |view| view.take_whole_read(&read, &self.options.labels));
         self.back_online(namespace);
         self.persist(namespace).await;
         Ok(read.unreadable.into_iter().collect())

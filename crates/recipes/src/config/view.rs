@@ -50,6 +50,31 @@ impl NsView {
         }
     }
 
+    /// Takes in a whole-namespace read from ZooKeeper as this client's `labels` see it: keys
+    /// read, keys gone (unreadable ones are kept as they were); the view is complete after.
+    pub fn take_whole_read(&mut self, read: &super::store::NamespaceRead, labels: &BTreeMap<String, String>) {
+        for (key, state) in &read.keys {
+            let seen = super::canary::effective(
+                state.released.as_ref().map(|s| &s.record),
+                state.canary.as_ref().map(|s| &s.record),
+                labels,
+            );
+            self.observe(key, seen);
+        }
+        let gone: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| !read.keys.contains_key(*k) && !read.unreadable.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.observe(&key, None);
+        }
+        self.complete = true;
+        self.source = Source::ZooKeeper;
+        self.refreshed_ms = super::record::now_ms();
+    }
+
     /// Takes in what a read found for `key` (`None`: no record this client can see); returns
     /// what a reader should be told (see [`decide`]).
     pub fn observe(&mut self, key: &str, observed: Option<&ConfigRecord>) -> Emit {

@@ -370,28 +370,7 @@ impl Follower {
 
     /// Brings the client's shared view up to a whole-namespace read.
     fn merge_view(&self, read: &super::store::NamespaceRead) {
-        self.inner.with_view(&self.namespace, |view| {
-            for (key, state) in &read.keys {
-                let seen = effective(
-                    state.released.as_ref().map(|s| &s.record),
-                    state.canary.as_ref().map(|s| &s.record),
-                    &self.inner.options.labels,
-                );
-                view.observe(key, seen);
-            }
-            let gone: Vec<String> = view
-                .entries
-                .keys()
-                .filter(|k| !read.keys.contains_key(*k) && !read.unreadable.contains(*k))
-                .cloned()
-                .collect();
-            for key in gone {
-                view.observe(&key, None);
-            }
-            view.complete = true;
-            view.source = Source::ZooKeeper;
-            view.refreshed_ms = super::record::now_ms();
-        });
+        self.inner.with_view(&self.namespace, |view| view.take_whole_read(read, &self.inner.options.labels));
     }
 
     /// Tells the consumer about `key` if [`decide`] says it is news.
