@@ -127,6 +127,7 @@ impl Cluster {
         A: AsRef<[u8]>,
     {
         let req = Request::from_args(args);
+        self.state.check_zk_contact(std::time::Instant::now());
         let pending = {
             let mut client = self.client.lock().await;
             let mut spec = None;
@@ -208,6 +209,7 @@ impl Cluster {
         let mut client = ClientState::new(id, "in-process".into(), push);
         client.role = self.role;
         let mut pending = Vec::with_capacity(requests.len());
+        self.state.check_zk_contact(std::time::Instant::now());
         for req in requests {
             let mut spec = None;
             pending.push(dispatch(&self.state, &mut client, req, &mut spec).await);

@@ -201,7 +201,7 @@ pub async fn dispatch(
             return crate::pubsub::subscribed_ping(&req);
         }
     }
-    if !matches!(policy, Policy::Local(_)) && !state.may_serve() {
+    if !matches!(policy, Policy::Local(_)) && state.session_lost.load(std::sync::atomic::Ordering::Relaxed) {
         crate::tx::mark_dirty(client);
         return error(SESSION_LOST);
     }

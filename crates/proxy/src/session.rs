@@ -119,6 +119,7 @@ pub async fn serve(state: Arc<ProxyState>, stream: TcpStream, id: u64) {
             }
             Ok(_) => {}
         }
+        state.check_zk_contact(Instant::now());
         loop {
             match decoder.decode(&mut buf) {
                 Ok(Some(req)) => {

@@ -24,19 +24,14 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    /// Whether this router may serve data now: in a live session, and not out of touch with
-    /// ZooKeeper for so long that the session may have expired unnoticed.
-    pub fn may_serve(&self) -> bool {
-        if self.session_lost.load(std::sync::atomic::Ordering::Relaxed) {
-            return false;
+    /// Marks the router out of service when it has been out of touch with ZooKeeper for so
+    /// long that its session may have expired unnoticed (e.g. the process was stopped). Called
+    /// with each batch of requests read (not per request: it reads the clock), before they are
+    /// dispatched; dispatch then only checks [`ProxyState::session_lost`].
+    pub fn check_zk_contact(&self, now: std::time::Instant) {
+        if self.zk_contact.is_stale(now) && !self.session_lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tracing::warn!("no word from ZooKeeper for a session timeout: serving no data until it answers again");
         }
-        if self.zk_contact.is_stale(std::time::Instant::now()) {
-            if !self.session_lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                tracing::warn!("no word from ZooKeeper for a session timeout: serving no data until it answers again");
-            }
-            return false;
-        }
-        true
     }
 }
 
